@@ -168,7 +168,8 @@ def parse_vkey(text: str) -> Verifier:
 
     The public key must pass ``keys.public_key_from_bytes`` (canonical, not small-order).
     """
-    parts = text.split("+") if isinstance(text, str) else []
+    # Standard base64 may itself contain "+", so only the first two are separators.
+    parts = text.split("+", 2) if isinstance(text, str) else []
     if len(parts) != 3:
         raise NoteError("malformed-vkey", "A verifier key is <name>+<hex key ID>+<base64 key>.")
     name, id_hex, key_b64 = parts

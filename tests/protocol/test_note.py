@@ -288,3 +288,19 @@ def test_format_checkpoint_rejects(log_key: Ed25519PrivateKey) -> None:
             format_checkpoint(origin, size, root)
     with pytest.raises(NoteError):
         sign_checkpoint("has space", 1, ROOT, log_key)  # origin is the key name
+
+
+def test_vkey_whose_base64_contains_plus_parses() -> None:
+    """Regression: the key's standard base64 may contain "+", which also separates the
+    vkey's fields; only the first two "+" are separators."""
+    from ledger.protocol.keys import generate_private_key, public_key_raw
+    from ledger.protocol.note import parse_vkey, vkey
+
+    for _ in range(200):
+        key = generate_private_key()
+        text = vkey("example.com/log", key)
+        if text.split("+", 2)[2].count("+"):
+            parsed = parse_vkey(text)
+            assert public_key_raw(parsed.public_key) == public_key_raw(key)
+            return
+    raise AssertionError("no key with '+' in its base64 in 200 tries")
