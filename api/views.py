@@ -8,7 +8,7 @@ import django_filters
 from django.db import connection
 from django.db.models import Prefetch, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied
@@ -31,6 +31,7 @@ from api.serializers import (
 )
 from ledger import services
 from ledger.errors import PROBLEMS, EntryRejected
+from ledger.log import format_time
 from ledger.logkey import log_key_id, log_public_key_raw
 from ledger.models import Batch, EntryType, LogRecord, Shipment
 from ledger.protocol.envelope import b64url_encode
@@ -75,7 +76,11 @@ class EntryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         return LogRecord.objects.visible_to(self.request.user)
 
     @extend_schema(
-        request=EnvelopeSerializer | BulkSerializer,  # type: ignore[operator]
+        request=PolymorphicProxySerializer(
+            component_name="Submission",
+            serializers=[EnvelopeSerializer, BulkSerializer],
+            resource_type_field_name=None,
+        ),
         responses={
             201: ReceiptSerializer,
             200: OpenApiResponse(ReceiptSerializer, description="idempotent replay: already recorded"),
@@ -102,8 +107,19 @@ class EntryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
                     "/entries",
                 )
             result = services.submit_entries(envelopes, organisation=org, bulk=True)
+            # Compact receipts: with seq, recorded_at and prev the client can rebuild each
+            # record around the envelope it sent and check leaf_hash, without the server
+            # echoing ~1 MB of envelopes back.
             receipts = [
-                {**RecordSerializer(r).data, "replayed": replayed}
+                {
+                    "seq": r.seq,
+                    "leaf_hash": r.leaf_hash,
+                    "entry_id": str(r.entry_id),
+                    "type": r.entry_type,
+                    "recorded_at": format_time(r.recorded_at),
+                    "prev": r.prev,
+                    "replayed": replayed,
+                }
                 for r, replayed in zip(result.records, result.replayed, strict=True)
             ]
             code = status.HTTP_201_CREATED if result.created_any else status.HTTP_200_OK
