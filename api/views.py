@@ -8,6 +8,7 @@ import django_filters
 from django.db import connection
 from django.db.models import Prefetch, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.decorators import action
@@ -34,6 +35,7 @@ from ledger.errors import PROBLEMS, EntryRejected
 from ledger.log import format_time
 from ledger.logkey import log_key_id, log_public_key_raw
 from ledger.models import Batch, EntryType, LogRecord, Shipment
+from ledger.pedigree import pedigree_of
 from ledger.protocol.envelope import b64url_encode
 
 
@@ -167,6 +169,17 @@ class BatchViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             batch.open_shipment = open_list[0] if open_list else None
         return super().get_serializer(*args, **kwargs)
 
+    @extend_schema(
+        responses={200: OpenApiTypes.OBJECT},
+        description=(
+            "Provenance graph back to every intake and recycled content per CRMA element "
+            "(post-consumer / pre-consumer / primary shares, grams; unknown stays null)."
+        ),
+    )
+    @action(detail=True, methods=["get"])
+    def pedigree(self, request: Request, pk: str | None = None) -> Response:
+        return Response(pedigree_of(self.get_object(), request.user))
+
 
 def _as_list(obj: Any) -> list[Any]:
     if obj is None:
@@ -262,4 +275,3 @@ def problem_page(request: HttpRequest, code: str) -> HttpResponse:
         raise Http404
     status_code, title, hint = PROBLEMS[code]
     return JsonResponse({"type": f"/problems/{code}", "title": title, "status": status_code, "hint": hint})
-
