@@ -97,6 +97,6 @@ class EntryRejected(Exception):
     def hint(self) -> str:
         return PROBLEMS[self.code][2]
 
-    def at(self, index: int, prefix: str) -> EntryRejected:
+    def at(self, index: int | None, prefix: str) -> EntryRejected:
         """The same refusal, located inside envelope ``index`` of a request."""
         return EntryRejected(self.code, self.detail, prefix + self.pointer, index)

@@ -62,7 +62,7 @@ class Submission:
 
 @dataclass
 class _Entry:
-    index: int
+    index: int | None  # position in a bulk request; None for a single envelope
     pointer: str
     checked: CheckedEnvelope
     digest: str = ""
@@ -85,7 +85,7 @@ def submit_entries(envelopes: Sequence[Any], *, organisation: Organisation, bulk
     """
     facilities = {f.code: f for f in Facility.objects.filter(organisation=organisation)}
     entries = [
-        _check_form(i, envelope, organisation, facilities, f"/entries/{i}" if bulk else "")
+        _check_form(i if bulk else None, envelope, organisation, facilities, f"/entries/{i}" if bulk else "")
         for i, envelope in enumerate(envelopes)
     ]
     _check_signatures(entries, organisation)
@@ -125,7 +125,11 @@ def submit_entries(envelopes: Sequence[Any], *, organisation: Organisation, bulk
 
 
 def _check_form(
-    index: int, envelope: Any, organisation: Organisation, facilities: dict[str, Facility], prefix: str
+    index: int | None,
+    envelope: Any,
+    organisation: Organisation,
+    facilities: dict[str, Facility],
+    prefix: str,
 ) -> _Entry:
     try:
         checked = check_envelope_shape(envelope)
