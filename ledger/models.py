@@ -260,3 +260,44 @@ class Access(models.Model):
 
     def __str__(self) -> str:
         return f"{self.organisation_id} sees {self.batch_id} ({self.via})"
+
+
+class MerkleNode(models.Model):
+    """A perfect node of the log's RFC 9162 Merkle tree above the leaves: the root of the
+    ``2**level`` leaves starting at leaf ``index * 2**level``, as lowercase hex.
+
+    Level 0 (the leaves) is ``LogRecord.leaf_hash`` with ``seq == index`` and is not copied
+    here. A perfect node never changes once its leaves exist, so ledger.transparency writes
+    each once, when it integrates the leaves into a checkpoint, and serves every inclusion
+    or consistency proof from O(log n) of them.
+    """
+
+    level = models.PositiveSmallIntegerField()
+    index = models.BigIntegerField()
+    hash = models.CharField(max_length=64)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["level", "index"], name="merkle_node_position_unique"),
+            models.CheckConstraint(condition=Q(level__gte=1), name="merkle_node_above_leaves"),
+        ]
+
+    def __str__(self) -> str:
+        return f"node({self.level}, {self.index})"
+
+
+class Checkpoint(models.Model):
+    """A signed tree head the service published: the C2SP checkpoint note over the first
+    ``size`` records, whose Merkle root is ``root`` (hex). Every checkpoint is kept, so an
+    auditor can ask for a consistency proof between any two it has seen."""
+
+    size = models.BigIntegerField(unique=True)
+    root = models.CharField(max_length=64)
+    note = models.TextField(help_text="the signed note, exactly as served")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["size"]
+
+    def __str__(self) -> str:
+        return f"checkpoint {self.size}"
