@@ -126,11 +126,7 @@ class EntryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             ]
             code = status.HTTP_201_CREATED if result.created_any else status.HTTP_200_OK
             return Response({"receipts": receipts}, status=code)
-        try:
-            result = services.submit_entries([data], organisation=org)
-        except EntryRejected as exc:
-            # A lone envelope has no position in the request: ``index`` is for bulk refusals.
-            raise EntryRejected(exc.code, exc.detail, exc.pointer) from None
+        result = services.submit_entries([data], organisation=org)
         receipt = {**RecordSerializer(result.records[0]).data, "replayed": result.replayed[0]}
         code = status.HTTP_201_CREATED if result.created_any else status.HTTP_200_OK
         return Response(receipt, status=code)
