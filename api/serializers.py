@@ -142,6 +142,9 @@ class RevocationSerializer(serializers.Serializer):
 class LogInfoSerializer(serializers.Serializer):
     origin = serializers.CharField()
     size = serializers.IntegerField()
+    checkpoint_size = serializers.IntegerField(
+        allow_null=True, help_text="size of the latest signed checkpoint (null before the first)"
+    )
     vkey = serializers.CharField(help_text="the log key as a C2SP verifier key")
     log_key_id = serializers.CharField(help_text="key_id of the log key in the envelopes it signs")
     public_key = serializers.CharField(help_text="raw log public key, base64url")

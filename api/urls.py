@@ -1,7 +1,7 @@
-from django.urls import include, path
+from django.urls import include, path, re_path
 from rest_framework.routers import DefaultRouter
 
-from api import views
+from api import transparency, views
 
 router = DefaultRouter(trailing_slash=True)
 router.register("entries", views.EntryViewSet, basename="entry")
@@ -10,5 +10,13 @@ router.register("keys", views.KeyViewSet, basename="key")
 
 urlpatterns = [
     path("log/", views.LogView.as_view(), name="log"),
+    path("log/checkpoint/", transparency.CheckpointView.as_view(), name="log-checkpoint"),
+    path("log/proof/inclusion/", transparency.InclusionProofView.as_view(), name="log-inclusion"),
+    path("log/proof/consistency/", transparency.ConsistencyProofView.as_view(), name="log-consistency"),
+    re_path(
+        r"^batches/(?P<batch_id>[A-Za-z0-9][A-Za-z0-9._:-]{0,63})/bundle/$",
+        transparency.BundleView.as_view(),
+        name="batch-bundle",
+    ),
     path("", include(router.urls)),
 ]

@@ -30,7 +30,7 @@ from api.serializers import (
     RevocationSerializer,
     SigningKeySerializer,
 )
-from ledger import services
+from ledger import services, transparency
 from ledger.errors import PROBLEMS, EntryRejected
 from ledger.log import format_time
 from ledger.logkey import log_key_id, log_public_key_raw
@@ -76,6 +76,11 @@ class EntryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
 
     def get_queryset(self) -> QuerySet[LogRecord]:
         return LogRecord.objects.visible_to(self.request.user)
+
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """The record and its receipt, with its inclusion proof once a checkpoint covers it."""
+        record = self.get_object()
+        return Response({**RecordSerializer(record).data, **transparency.receipt_inclusion(record.seq)})
 
     @extend_schema(
         request=PolymorphicProxySerializer(
@@ -246,11 +251,13 @@ class LogView(APIView):
         from ledger.protocol.note import vkey
 
         last = LogRecord.objects.order_by("-seq").values_list("seq", flat=True).first()
+        checkpoint = transparency.latest_checkpoint()
         raw = log_public_key_raw()
         return Response(
             {
                 "origin": settings.LEDGER_LOG_ORIGIN,
                 "size": 0 if last is None else last + 1,
+                "checkpoint_size": None if checkpoint is None else checkpoint.size,
                 "vkey": vkey(settings.LEDGER_LOG_ORIGIN, raw),
                 "log_key_id": log_key_id(),
                 "public_key": b64url_encode(raw),

@@ -46,6 +46,7 @@ from ledger.protocol.envelope import (
 )
 from ledger.protocol.keys import key_id as compute_key_id
 from ledger.protocol.keys import public_key_from_bytes
+from ledger.transparency import publish_soon
 
 
 @dataclass
@@ -116,6 +117,7 @@ def submit_entries(envelopes: Sequence[Any], *, organisation: Organisation, bulk
         records = build_records(items, next_seq, prev, timezone.now())
         LogRecord.objects.bulk_create(records)
         work.flush()
+        publish_soon()  # a checkpoint right after commit, in the embedded mode only
 
     by_id = {str(r.entry_id): r for r in records} | existing
     return Submission(
