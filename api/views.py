@@ -148,7 +148,9 @@ class BatchFilter(django_filters.FilterSet):
 
 
 class CreatedSeqPagination(SeqCursorPagination):
-    ordering = "created_seq"
+    # The outputs of one transform share a created_seq; the cursor counts its offset among
+    # ties, which only works when the tie order is fixed (PostgreSQL's is not): id breaks them.
+    ordering = ("created_seq", "id")
 
 
 @extend_schema(tags=["batches"])
