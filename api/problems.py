@@ -19,6 +19,12 @@ def problem_type(code: str) -> str:
     return f"/problems/{code}"
 
 
+def _encodable(text: str) -> str:
+    """``text`` with anything UTF-8 cannot carry (lone surrogates a client sent in a member
+    name we echo back) escaped, so that the refusal itself can always be rendered."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def problem_body(
     code: str,
     detail: str,
@@ -29,6 +35,7 @@ def problem_body(
     title: str | None = None,
 ) -> dict[str, Any]:
     known = PROBLEMS.get(code)
+    detail, pointer = _encodable(detail), _encodable(pointer)
     body: dict[str, Any] = {
         "type": problem_type(code),
         "title": title or (known[1] if known else code.replace("-", " ").capitalize()),

@@ -105,3 +105,25 @@ def test_a_body_that_is_neither_an_envelope_nor_a_bulk_is_refused(
 ) -> None:
     with nothing_written():
         assert_problem(post(world.recycler, body), 400, code, pointer)
+
+
+@pytest.mark.parametrize("bulk_wrapped", [False, True])
+def test_a_lone_surrogate_in_an_envelope_member_name_is_a_400_not_a_server_error(
+    world: World, bulk_wrapped: bool
+) -> None:
+    """The refusal names the unexpected member; echoing it must not break the response."""
+    r = world.recycler
+    envelope = r.sign(
+        r.payload("intake", batch=new_batch_id("evtb"), material="swarf", mass_g=1, origin="pre_consumer")
+    )
+    raw = json.dumps(envelope)[:-1] + ', "\\ud800x": 1}'
+    if bulk_wrapped:
+        raw = '{"entries": [' + raw + "]}"
+    with nothing_written():
+        response = post_raw(r, raw.encode())
+        if bulk_wrapped:
+            body = assert_problem(response, 400, "invalid-envelope", "/entries/0", index=0)
+        else:
+            body = assert_problem(response, 400, "invalid-envelope", None)
+    assert "x" in body["detail"]
+    response.content.decode("utf-8")  # well-formed UTF-8 throughout
