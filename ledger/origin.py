@@ -3,8 +3,8 @@
 The default method is proportional (controlled blending at batch level, ISO 22095): the
 material of a transform's outputs takes the origin split of the pooled inputs, for the total
 mass and per element. An element's share is ``None`` (unknown) where it would have to be
-guessed: an input without a composition whose share differs from the others'. The method
-is a class so that a site-level mass-balance (credit) method can be added beside it.
+guessed: an input without a composition whose share differs from the others'. An element that no input contains is left out of the output's split (not
+present is not the same as unknown). The method is a class so that a site-level mass-balance (credit) method can be added beside it.
 """
 
 from __future__ import annotations
@@ -71,7 +71,9 @@ class ProportionalMethod:
                     for c in inputs
                     if c.composition is not None and c.composition.get(element, 0) > 0
                 ]
-                elements[element] = _pool(weighted) if weighted else _same_or_none(shares)
+                if not weighted:
+                    continue  # no input contains the element: not present, rather than unknown
+                elements[element] = _pool(weighted)
             else:
                 # Without every composition the weights are unknown; the result is still
                 # exact when all inputs carry the same split.

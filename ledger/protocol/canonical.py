@@ -56,9 +56,7 @@ def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     obj: dict[str, Any] = {}
     for key, value in pairs:
         if key in obj:
-            raise ProtocolError(
-                "duplicate-member", f"Member {key!r} appears twice in one object (I-JSON)."
-            )
+            raise ProtocolError("duplicate-member", f"Member {key!r} appears twice in one object (I-JSON).")
         obj[key] = value
     return obj
 
@@ -73,9 +71,7 @@ def parse_json(text: str | bytes) -> Any:
     Raises ProtocolError("malformed-json") with line and column on a syntax error.
     """
     try:
-        return json.loads(
-            text, object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant
-        )
+        return json.loads(text, object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
         raise ProtocolError(
             "malformed-json",

@@ -120,9 +120,7 @@ def verify_envelope(envelope: Any, public_key: Ed25519PublicKey) -> CheckedEnvel
     if key_id(public_key_raw(public_key)) != checked.key_id:
         raise ProtocolError("unknown-key", "key_id does not name this public key.", "/key_id")
     if not verify_signature(checked, public_key):
-        raise ProtocolError(
-            "bad-signature", "The signature does not verify over JCS(payload).", "/signature"
-        )
+        raise ProtocolError("bad-signature", "The signature does not verify over JCS(payload).", "/signature")
     return checked
 
 
@@ -158,7 +156,5 @@ def record_bytes(
 def record_leaf_hash(record: dict[str, Any]) -> bytes:
     """Leaf hash of a record given as a JSON object (checks it has exactly the four fields)."""
     if not isinstance(record, dict) or set(record) != RECORD_FIELDS:
-        raise ProtocolError(
-            "invalid-record", "A record has exactly seq, recorded_at, prev and envelope."
-        )
+        raise ProtocolError("invalid-record", "A record has exactly seq, recorded_at, prev and envelope.")
     return leaf_hash(canonical_bytes(record))

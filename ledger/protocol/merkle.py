@@ -91,9 +91,7 @@ def _check_int(value: int, what: str) -> None:
 def hash_from_hex(text: str, pointer: str = "") -> bytes:
     """Decode a hash written as exactly 64 lowercase hex digits; raise ProofError otherwise."""
     if not isinstance(text, str) or not _HEX64.fullmatch(text):
-        raise ProofError(
-            "A hash must be 64 lowercase hex digits.", code="malformed-hash", pointer=pointer
-        )
+        raise ProofError("A hash must be 64 lowercase hex digits.", code="malformed-hash", pointer=pointer)
     return bytes.fromhex(text)
 
 
@@ -229,8 +227,7 @@ class CompactRange:
         _check_int(size, "size")
         if len(hashes) != size.bit_count():
             raise ProofError(
-                f"A compact range of size {size} has {size.bit_count()} hashes, "
-                f"not {len(hashes)}.",
+                f"A compact range of size {size} has {size.bit_count()} hashes, not {len(hashes)}.",
                 code="malformed-compact-range",
             )
         cr = cls()
@@ -468,9 +465,7 @@ def _check_proof(proof: Sequence[bytes]) -> None:
         _check_hash(h, f"proof[{i}]")
 
 
-def root_from_inclusion_proof(
-    leaf_hash: bytes, index: int, size: int, proof: Sequence[bytes]
-) -> bytes:
+def root_from_inclusion_proof(leaf_hash: bytes, index: int, size: int, proof: Sequence[bytes]) -> bytes:
     """The root implied by an inclusion proof; ProofError if its shape cannot be right.
 
     Checks ``index < size``, 32-byte hashes and the exact proof length
@@ -493,9 +488,7 @@ def root_from_inclusion_proof(
     return _chain_border_right(res, proof[inner:])
 
 
-def verify_inclusion(
-    leaf_hash: bytes, index: int, size: int, proof: Sequence[bytes], root: bytes
-) -> None:
+def verify_inclusion(leaf_hash: bytes, index: int, size: int, proof: Sequence[bytes], root: bytes) -> None:
     """Check that ``leaf_hash`` is leaf ``index`` of the tree of ``size`` leaves with ``root``.
 
     Returns None on success and raises ProofError (code "invalid-proof") otherwise.
@@ -504,8 +497,7 @@ def verify_inclusion(
     calculated = root_from_inclusion_proof(leaf_hash, index, size, proof)
     if calculated != root:
         raise ProofError(
-            f"The inclusion proof for leaf {index} leads to root {calculated.hex()}, "
-            f"not {bytes(root).hex()}."
+            f"The inclusion proof for leaf {index} leads to root {calculated.hex()}, not {bytes(root).hex()}."
         )
 
 
@@ -551,19 +543,16 @@ def verify_consistency(
     expected = len(proof) - len(rest) + inner + border
     if len(proof) != expected:
         raise ProofError(
-            f"A consistency proof from {first} to {second} has {expected} hashes, "
-            f"not {len(proof)}."
+            f"A consistency proof from {first} to {second} has {expected} hashes, not {len(proof)}."
         )
     mask = (first - 1) >> shift
     hash1 = _chain_border_right(_chain_inner_right(seed, rest[:inner], mask), rest[inner:])
     if hash1 != first_root:
         raise ProofError(
-            f"The consistency proof leads to first root {hash1.hex()}, "
-            f"not {bytes(first_root).hex()}."
+            f"The consistency proof leads to first root {hash1.hex()}, not {bytes(first_root).hex()}."
         )
     hash2 = _chain_border_right(_chain_inner(seed, rest[:inner], mask), rest[inner:])
     if hash2 != second_root:
         raise ProofError(
-            f"The consistency proof leads to second root {hash2.hex()}, "
-            f"not {bytes(second_root).hex()}."
+            f"The consistency proof leads to second root {hash2.hex()}, not {bytes(second_root).hex()}."
         )

@@ -138,9 +138,7 @@ def _check_text(text: str) -> None:
     if not isinstance(text, str) or not text or not text.endswith("\n"):
         raise NoteError("malformed-note", "Note text must be non-empty and end with a newline.")
     if not _is_valid_text(text):
-        raise NoteError(
-            "malformed-note", "Note text must be UTF-8 with no control characters but newline."
-        )
+        raise NoteError("malformed-note", "Note text must be UTF-8 with no control characters but newline.")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -221,12 +219,8 @@ def _known_map(known_vkeys: Iterable[str | Verifier]) -> dict[tuple[str, bytes],
     for item in known_vkeys:
         v = item if isinstance(item, Verifier) else parse_vkey(item)
         slot = (v.name, v.key_id)
-        if slot in known and public_key_raw(known[slot].public_key) != public_key_raw(
-            v.public_key
-        ):
-            raise NoteError(
-                "ambiguous-key", f"Two known keys share name {v.name!r} and ID {v.key_id.hex()}."
-            )
+        if slot in known and public_key_raw(known[slot].public_key) != public_key_raw(v.public_key):
+            raise NoteError("ambiguous-key", f"Two known keys share name {v.name!r} and ID {v.key_id.hex()}.")
         known[slot] = v
     return known
 
@@ -263,9 +257,7 @@ def open_note(note: str | bytes, known_vkeys: Iterable[str | Verifier]) -> Opene
     seen: set[tuple[str, bytes]] = set()
     for number, line in enumerate(lines, start=1):
         if not line.startswith(SIG_PREFIX):
-            raise NoteError(
-                "malformed-note", f"Signature line {number} does not start with '\u2014 '."
-            )
+            raise NoteError("malformed-note", f"Signature line {number} does not start with '\u2014 '.")
         name, sep, b64 = line[len(SIG_PREFIX) :].partition(" ")
         try:
             _check_name(name)
@@ -304,9 +296,7 @@ def verify_note(note: str | bytes, known_vkeys: Iterable[str | Verifier]) -> str
 # Checkpoints
 
 
-def format_checkpoint(
-    origin: str, size: int, root: bytes, extensions: Sequence[str] = ()
-) -> str:
+def format_checkpoint(origin: str, size: int, root: bytes, extensions: Sequence[str] = ()) -> str:
     """The checkpoint note text ``origin\\nsize\\nbase64(root)\\n[extension lines\\n]``."""
     if not isinstance(origin, str) or not origin or "\n" in origin or not _is_valid_text(origin):
         raise NoteError("malformed-checkpoint", "The origin must be one non-empty line.")
@@ -345,9 +335,7 @@ def parse_checkpoint(text: str) -> Checkpoint:
     except ValueError as exc:
         raise NoteError("malformed-checkpoint", "The root hash is not valid base64.") from exc
     if len(root) != ROOT_SIZE:
-        raise NoteError(
-            "malformed-checkpoint", f"The root hash is {len(root)} bytes, not {ROOT_SIZE}."
-        )
+        raise NoteError("malformed-checkpoint", f"The root hash is {len(root)} bytes, not {ROOT_SIZE}.")
     if any(not ext for ext in extensions):
         raise NoteError("malformed-checkpoint", "Checkpoint extension lines must be non-empty.")
     return Checkpoint(origin=origin, size=int(size_text), root=root, extensions=tuple(extensions))
@@ -370,9 +358,7 @@ def verify_checkpoint(
     checkpoint = parse_checkpoint(opened.text)
     if origin is not None:
         if checkpoint.origin != origin:
-            raise NoteError(
-                "wrong-origin", f"Checkpoint origin {checkpoint.origin!r} is not {origin!r}."
-            )
+            raise NoteError("wrong-origin", f"Checkpoint origin {checkpoint.origin!r} is not {origin!r}.")
         if not any(sig.name == origin for sig in opened.verified):
             raise NoteError("no-known-signature", f"No verified signature by log key {origin!r}.")
     return checkpoint
