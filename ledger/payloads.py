@@ -44,6 +44,11 @@ COMMON_FIELDS = {"id", "type", "org", "facility", "occurred_at"}
 OPTIONAL_COMMON = {"note", "documents"}
 
 
+def _token(name: str) -> str:
+    """A member name as one JSON Pointer reference token (RFC 6901: ~ is ~0, / is ~1)."""
+    return name.replace("~", "~0").replace("/", "~1")
+
+
 def _fail(code: str, detail: str, pointer: str) -> EntryRejected:
     return EntryRejected(code, detail, pointer)
 
@@ -90,7 +95,9 @@ def _composition(value: Any, where: str) -> dict[str, int]:
     total = 0
     for element, ppm in value.items():
         if element not in ELEMENTS:
-            raise _fail("invalid-composition", f"{element!r} is not an element symbol.", f"{where}/{element}")
+            raise _fail(
+                "invalid-composition", f"{element!r} is not an element symbol.", f"{where}/{_token(element)}"
+            )
         if isinstance(ppm, bool) or not isinstance(ppm, int) or ppm < 0:
             raise _fail(
                 "invalid-composition", f"{element} must be a non-negative integer ppm.", f"{where}/{element}"
@@ -133,7 +140,7 @@ def _only(obj: dict[str, Any], allowed: set[str], ptr: str) -> None:
         raise _fail(
             "invalid-payload",
             f"Unexpected field {extra[0]!r}; allowed here: {', '.join(sorted(allowed))}.",
-            f"{ptr}/{extra[0]}",
+            f"{ptr}/{_token(extra[0])}",
         )
 
 

@@ -30,3 +30,14 @@ def test_a_form_refusal_of_a_single_envelope_has_no_index_either(world: World) -
     envelope = r.sign(r.payload("write_off", batch="evtb-x", mass_g=0, reason="sample"))
     with nothing_written():
         assert_problem(post(r, envelope), 422, "invalid-mass", "/payload/mass_g", index=None)
+
+
+def test_pointers_escape_member_names_as_rfc_6901_requires(world: World) -> None:
+    """A member name holding '/' or '~' is escaped (~1, ~0), or the pointer names another place."""
+    r = world.recycler
+    fields = {"batch": "evtb-esc", "material": "swarf", "mass_g": 1, "origin": "pre_consumer"}
+    with nothing_written():
+        response = post(r, r.sign(r.payload("intake", **fields, **{"a/b~c": 1})))
+        assert_problem(response, 422, "invalid-payload", "/payload/a~1b~0c")
+        response = post(r, r.sign(r.payload("intake", **fields, composition={"Nd": 1, "Nd/Pr": 5})))
+        assert_problem(response, 422, "invalid-composition", "/payload/composition/Nd~1Pr")
