@@ -66,15 +66,17 @@ class Process:
 
     def stop(self) -> None:
         """SIGTERM (graceful: gunicorn stops its workers, Celery finishes its task), then SIGKILL."""
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
-            try:
-                self.popen.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                # The whole process group: gunicorn's workers too, should the master be stuck.
-                os.killpg(self.popen.pid, signal.SIGKILL)
-                self.popen.wait(timeout=5)
-        self.log_file.close()
+        try:
+            if self.popen.poll() is None:
+                self.popen.send_signal(signal.SIGTERM)
+                try:
+                    self.popen.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    # The whole process group: gunicorn's workers too, should the master be stuck.
+                    os.killpg(self.popen.pid, signal.SIGKILL)
+                    self.popen.wait(timeout=5)
+        finally:
+            self.log_file.close()
 
 
 def start(name: str, argv: list[str], env: dict[str, str], tmp_path: Path) -> Process:
@@ -228,8 +230,10 @@ def production(transactional_db: None, settings: Any, tmp_path: Path, monkeypatc
         wait_for_worker(worker, worker_name)
         yield stack
     finally:
+        # Stop every process before anything else can go wrong.
         for process in started:
             process.stop()
+        for process in started:
             # Shown by pytest only when the test fails.
             print(f"----- {process.name} (exit {process.popen.returncode}) -----\n{process.output()}")
 
