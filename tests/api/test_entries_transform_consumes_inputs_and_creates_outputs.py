@@ -72,8 +72,9 @@ def test_merge_pools_the_origin_split_per_element_by_element_grams(world: World)
     assert nd["primary"] == pytest.approx(240 / 315)
     assert origin["mass"]["post_consumer"] == pytest.approx(300 / 1_100)
     assert origin["mass"]["primary"] == pytest.approx(800 / 1_100)
-    # Tb is in neither composition: its origin cannot be known, so it is reported unknown.
-    assert origin["elements"]["Tb"] is None
+    # Tb is in neither composition: the merged batch holds none, so it has no split at all
+    # (absent, which is not the same as unknown).
+    assert "Tb" not in origin["elements"]
 
 
 def test_merge_with_an_unassayed_input_reports_the_element_share_as_unknown(world: World) -> None:
