@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -20,7 +21,10 @@ from django.db import connection
 from django.db.models import Sum
 from rest_framework.test import APIClient
 
+from accounts.models import SigningKey
 from ledger.models import Batch, EntryBatch, LogRecord
+from ledger.protocol.envelope import b64url_encode, make_envelope
+from ledger.protocol.keys import generate_private_key, public_key_raw
 from tests.api.support import ENTRIES, intake
 from tests.conftest import Persona, World, need_service, new_batch_id
 
@@ -207,3 +211,50 @@ def test_racing_transfers_of_one_batch_admit_one_receipt(transactional_db: None,
     assert Counter(statuses) == {201: 1, 409: THREADS - 1}
     assert Batch.objects.get(id=batch).status == "in_transit"
     assert_log_is_sound()
+
+
+def test_no_entry_signed_with_a_key_lands_after_its_revocation(transactional_db: None, world: World) -> None:
+    """Submissions race a revocation of their key: every accepted entry precedes the
+    key_revoked record in the log, every later one is refused as key-revoked."""
+    need_service("PostgreSQL", connection.vendor == "postgresql")
+    r = world.recycler
+    private = generate_private_key()
+    response = r.client.post(
+        "/api/v1/keys/", {"public_key": b64url_encode(public_key_raw(private))}, format="json"
+    )
+    assert response.status_code == 201
+    key_id = response.json()["key_id"]
+
+    def work(i: int, barrier: threading.Barrier) -> list[int]:
+        client = _client(r)
+        barrier.wait()
+        if i == 0:
+            # Revoke mid-stream: once the first entry under the key has landed.
+            deadline = time.monotonic() + 30
+            while not LogRecord.objects.filter(key_id=key_id).exists():
+                assert time.monotonic() < deadline, "no entry under the key was ever recorded"
+                time.sleep(0.005)
+            revoked = client.post(f"/api/v1/keys/{key_id}/revoke/", {"reason": "rotation"}, format="json")
+            assert revoked.status_code == 200, revoked.content
+            return []
+        statuses = []
+        for _ in range(15):
+            payload = r.payload(
+                "intake", batch=new_batch_id(f"k{i}"), material="swarf", mass_g=1, origin="pre_consumer"
+            )
+            response = client.post(ENTRIES, make_envelope(private, payload), format="json")
+            if response.status_code != 201:
+                assert response.json()["code"] == "key-revoked", response.content
+            statuses.append(int(response.status_code))
+        return statuses
+
+    results = run_threads(work)
+
+    assert_log_is_sound()
+    revoked_seq = SigningKey.objects.get(key_id=key_id).revoked_seq
+    assert revoked_seq is not None
+    signed = list(LogRecord.objects.filter(key_id=key_id).values_list("seq", flat=True))
+    assert signed and max(signed) < revoked_seq
+    statuses = Counter(s for r in results for s in r)
+    assert statuses[201] == len(signed)
+    assert statuses[201] + statuses[422] == (THREADS - 1) * 15
