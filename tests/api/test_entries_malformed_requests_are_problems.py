@@ -127,3 +127,12 @@ def test_a_lone_surrogate_in_an_envelope_member_name_is_a_400_not_a_server_error
             body = assert_problem(response, 400, "invalid-envelope", None)
     assert "x" in body["detail"]
     response.content.decode("utf-8")  # well-formed UTF-8 throughout
+
+
+def test_a_body_that_is_not_json_is_a_415_problem(world: World) -> None:
+    r = world.recycler
+    with nothing_written():
+        response = r.client.generic(
+            "POST", ENTRIES, "payload=x", content_type="application/x-www-form-urlencoded"
+        )
+        assert_problem(response, 415, "unsupported-media-type", None)
