@@ -34,6 +34,7 @@ from ledger.client.http import (
     Rejected,
     Unreachable,
 )
+from ledger.client.verify import add_verify_bundle, add_verify_log
 from ledger.protocol.canonical import ProtocolError, parse_json
 from ledger.protocol.envelope import ENVELOPE_FIELDS, b64url_encode, check_envelope_shape, make_envelope
 from ledger.protocol.keys import (
@@ -507,6 +508,8 @@ SUBCOMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]]
     add_register_key,
     add_sign,
     add_submit,
+    add_verify_bundle,
+    add_verify_log,
 ]
 
 

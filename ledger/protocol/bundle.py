@@ -98,9 +98,10 @@ class Failure:
     seq: int | None
     expected: str
     actual: str
+    scope: str = "bundle"  # what seq None refers to: the bundle, or the log as a whole
 
     def __str__(self) -> str:
-        where = "bundle" if self.seq is None else f"seq {self.seq}"
+        where = self.scope if self.seq is None else f"seq {self.seq}"
         return f"{where}: {self.check}: expected {self.expected}; got {self.actual}"
 
 
@@ -115,13 +116,14 @@ class Report:
     checkpoint: Checkpoint | None = None
     batch: str | None = None
     figures: dict[str, Any] | None = None
+    scope: str = "bundle"
 
     @property
     def ok(self) -> bool:
         return not self.failures
 
     def fail(self, check: str, seq: int | None, expected: str, actual: str) -> None:
-        self.failures.append(Failure(check, seq, expected, actual))
+        self.failures.append(Failure(check, seq, expected, actual, self.scope))
 
 
 def _short(hex_text: str) -> str:
@@ -278,7 +280,7 @@ class RecordChecker:
             public = None if key is None else key.public_key
             signer = f"key {_short(kid)}"
             if key is None:
-                fail("key-validity", seq, f"a key_registered record for key {_short(kid)}", "none in the log")
+                fail("key-validity", seq, f"a key_registered record for key {_short(kid)}", "none")
             else:
                 org = rec.payload.get("org")
                 signer += f" of {key.org!r}"
@@ -710,6 +712,7 @@ class LogAudit:
 
     def __init__(self, verifier: Verifier, report: Report) -> None:
         self.report = report
+        report.scope = "log"
         self.checker = RecordChecker(verifier.public_key, report)
         self.tree = CompactRange()
         self.roots: dict[int, bytes] = {}  # size -> root, for the sizes asked in watch_size
@@ -719,20 +722,22 @@ class LogAudit:
         self.roots.setdefault(size, b"")
 
     def add(self, record: Any, served_leaf_hash: str | None = None) -> None:
-        """Check the next record; it must carry seq == number of records so far."""
-        expected = self.tree.size
+        """Check the next record, which the caller has made sure is seq ``tree.size``. A
+        malformed record is a failure and takes its place in the tree as 32 zero bytes
+        (so the root check fails too, and later records keep their positions)."""
+        seq = self.tree.size
         try:
             rec = parse_record(record)
         except ProtocolError as exc:
-            self.report.fail("record-shape", expected, "a well-formed record", exc.detail)
-            raise
-        if rec.seq != expected:
-            self.report.fail("order", expected, f"seq {expected} next (gapless)", f"seq {rec.seq}")
-            raise ProtocolError("gap", f"expected seq {expected}, got {rec.seq}")
+            self.report.fail("record-shape", seq, "a well-formed record", exc.detail)
+            self.tree.append(bytes(32))
+            return
+        if rec.seq != seq:
+            self.report.fail("order", seq, f"seq {seq} (gapless)", f"a record that says seq {rec.seq}")
         if served_leaf_hash is not None and served_leaf_hash != rec.leaf.hex():
             self.report.fail(
                 "leaf-hash",
-                rec.seq,
+                seq,
                 f"leaf hash {_short(served_leaf_hash)} as served",
                 f"the record hashes to {_short(rec.leaf.hex())}",
             )
