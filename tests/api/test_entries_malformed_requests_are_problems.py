@@ -50,7 +50,7 @@ def test_duplicate_envelope_members_are_refused(world: World) -> None:
         assert_problem(post_raw(r, raw.encode()), 400, "duplicate-member", None)
 
 
-def test_a_body_over_two_megabytes_is_a_413_problem(world: World, settings: object) -> None:
+def test_a_body_over_two_megabytes_is_a_413_problem(world: World) -> None:
     r = world.recycler
     raw = b'{"entries": [' + b'"' + b"x" * (2 * 1024 * 1024) + b'"]}'
     with nothing_written():
