@@ -8,6 +8,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts.models import SigningKey
+from api.flags import BatchFlagsMixin
 from ledger.models import Batch, LogRecord
 
 
@@ -71,7 +72,7 @@ class OpenShipmentSerializer(serializers.Serializer):
     shipped_at = serializers.DateTimeField()
 
 
-class BatchSerializer(serializers.ModelSerializer):
+class BatchSerializer(BatchFlagsMixin, serializers.ModelSerializer):
     custodian = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     facility = serializers.CharField(source="facility.code", read_only=True)
     in_transit = serializers.SerializerMethodField()
@@ -92,6 +93,8 @@ class BatchSerializer(serializers.ModelSerializer):
             "created_seq",
             "updated_seq",
             "in_transit",
+            "flags",
+            "upstream_flags",
         ]
 
     @extend_schema_field(OpenShipmentSerializer(allow_null=True))

@@ -1,12 +1,14 @@
 from django.urls import include, path, re_path
 from rest_framework.routers import DefaultRouter
 
-from api import transparency, views
+from api import flags, transparency, views
 
 router = DefaultRouter(trailing_slash=True)
 router.register("entries", views.EntryViewSet, basename="entry")
 router.register("batches", views.BatchViewSet, basename="batch")
 router.register("keys", views.KeyViewSet, basename="key")
+router.register("flags", flags.FlagViewSet, basename="flag")
+router.register("webhooks", flags.WebhookViewSet, basename="webhook")
 
 urlpatterns = [
     path("log/", views.LogView.as_view(), name="log"),

@@ -68,6 +68,22 @@ PROBLEMS: dict[str, tuple[int, str, str]] = {
     "unknown-organisation": (422, "Unknown organisation", "Name a registered organisation slug."),
     "not-found": (404, "Not found", "Check the identifier."),
     "body-too-large": (413, "Request body too large", "Send at most 2 MB per request."),
+    "attest-not-auditor": (
+        403,
+        "Only auditors attest",
+        "An attest entry is signed by an auditor organisation.",
+    ),
+    "unknown-flag": (422, "Unknown flag", "Name a flag id from GET /api/v1/flags/."),
+    "flag-resolved": (
+        409,
+        "Flag already resolved",
+        "A resolved flag takes no further verdict or acknowledgement.",
+    ),
+    "flag-not-concerned": (
+        403,
+        "Flag does not concern you",
+        "Only the organisations a flag names, or an auditor, may acknowledge it.",
+    ),
 }
 
 

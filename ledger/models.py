@@ -22,6 +22,7 @@ class EntryType(models.TextChoices):
     TRANSFORM = "transform"
     ASSAY = "assay"
     WRITE_OFF = "write_off"
+    ATTEST = "attest"
     KEY_REGISTERED = "key_registered"
     KEY_REVOKED = "key_revoked"
 

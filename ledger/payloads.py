@@ -39,6 +39,7 @@ SUBMITTABLE_TYPES = (
     EntryType.TRANSFORM,
     EntryType.ASSAY,
     EntryType.WRITE_OFF,
+    EntryType.ATTEST,
 )
 COMMON_FIELDS = {"id", "type", "org", "facility", "occurred_at"}
 OPTIONAL_COMMON = {"note", "documents"}
@@ -254,6 +255,33 @@ def _write_off(p: dict[str, Any], ptr: str) -> set[str]:
     return {"batch", "mass_g", "reason"}
 
 
+VERDICTS = ("confirmed", "disputed", "resolved")
+
+
+def _attest(p: dict[str, Any], ptr: str) -> set[str]:
+    subject = p.get("subject")
+    where = f"{ptr}/subject"
+    if not isinstance(subject, dict) or len(subject) != 1:
+        raise _fail(
+            "invalid-payload", 'subject is one of {"flag": <id>}, {"batch": <id>} or {"seq": <n>}.', where
+        )
+    if "batch" in subject:
+        _batch_ref(subject, where)
+    elif "flag" in subject or "seq" in subject:
+        name = "flag" if "flag" in subject else "seq"
+        value = subject[name]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0 or value > MAX_SAFE_INTEGER:
+            raise _fail(
+                "invalid-payload", f"subject.{name} must be a non-negative integer.", f"{where}/{name}"
+            )
+    else:
+        _only(subject, {"flag", "batch", "seq"}, where)
+    _string(p, "verdict", ptr, choices=VERDICTS)
+    if "note" not in p:
+        raise _fail("invalid-payload", "note is required: say what the verdict rests on.", f"{ptr}/note")
+    return {"subject", "verdict"}
+
+
 VALIDATORS: dict[str, Callable[[dict[str, Any], str], set[str]]] = {
     EntryType.INTAKE: _intake,
     EntryType.SHIP: _ship,
@@ -261,6 +289,7 @@ VALIDATORS: dict[str, Callable[[dict[str, Any], str], set[str]]] = {
     EntryType.TRANSFORM: _transform,
     EntryType.ASSAY: _assay,
     EntryType.WRITE_OFF: _write_off,
+    EntryType.ATTEST: _attest,
 }
 
 

@@ -20,6 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Facility, Organisation, Role, SigningKey
+from checks.services import apply_attest, record_pending
 from ledger.errors import EntryRejected
 from ledger.log import Appendable, build_records, lock_log, log_head
 from ledger.logkey import log_key_id, log_private_key
@@ -117,6 +118,7 @@ def submit_entries(envelopes: Sequence[Any], *, organisation: Organisation, bulk
         records = build_records(items, next_seq, prev, timezone.now())
         LogRecord.objects.bulk_create(records)
         work.flush()
+        record_pending(records)  # the soft-rule checks, enqueued on commit (checks app)
         publish_soon()  # a checkpoint right after commit, in the embedded mode only
 
     by_id = {str(r.entry_id): r for r in records} | existing
@@ -247,6 +249,8 @@ def _recheck_keys_still_valid(entries: list[_Entry]) -> None:
 def _referenced_batches(payload: dict[str, Any]) -> list[str]:
     if payload["type"] == EntryType.TRANSFORM:
         return [i["batch"] for i in payload["inputs"]] + [o["batch"] for o in payload["outputs"]]
+    if payload["type"] == EntryType.ATTEST:
+        return [payload["subject"]["batch"]] if "batch" in payload["subject"] else []
     return [payload["batch"]]
 
 
@@ -532,6 +536,12 @@ def _apply_write_off(work: _UnitOfWork, entry: _Entry) -> None:
     work.link(entry, batch.id, LinkRole.SUBJECT, p["mass_g"])
 
 
+def _apply_attest(work: _UnitOfWork, entry: _Entry) -> None:
+    batch_id = apply_attest(work.organisation, entry.payload, entry.seq, entry.reject)
+    if batch_id is not None:
+        work.link(entry, batch_id, LinkRole.SUBJECT)
+
+
 APPLY: dict[str, Callable[[_UnitOfWork, _Entry], None]] = {
     EntryType.INTAKE: _apply_intake,
     EntryType.SHIP: _apply_ship,
@@ -539,6 +549,7 @@ APPLY: dict[str, Callable[[_UnitOfWork, _Entry], None]] = {
     EntryType.TRANSFORM: _apply_transform,
     EntryType.ASSAY: _apply_assay,
     EntryType.WRITE_OFF: _apply_write_off,
+    EntryType.ATTEST: _apply_attest,
 }
 
 

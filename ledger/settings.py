@@ -77,6 +77,7 @@ INSTALLED_APPS = [
     "accounts",
     "ledger",
     "api",
+    "checks",
 ]
 
 MIDDLEWARE = [
@@ -187,6 +188,14 @@ CELERY_TIMEZONE = "UTC"
 # Beat: sign a checkpoint over the entries appended since the last one (a no-op while the
 # log does not grow), so every entry is covered within a minute (DESIGN "Checkpoint").
 CELERY_BEAT_SCHEDULE = {
+    # Mass-balance checks (checks.tasks): pending checks whose message was lost, the
+    # unreceived-shipment sweep, the incremental integrity sweep, the daily full sweep and
+    # webhook deliveries that are due again.
+    "checks-drain-pending": {"task": "checks.drain_pending", "schedule": 60.0},
+    "checks-sweep-unreceived": {"task": "checks.sweep_unreceived", "schedule": 3600.0},
+    "checks-sweep-integrity": {"task": "checks.sweep_integrity", "schedule": 300.0},
+    "checks-sweep-full": {"task": "checks.sweep_full", "schedule": 86400.0},
+    "checks-retry-deliveries": {"task": "checks.retry_deliveries", "schedule": 60.0},
     "publish-checkpoint": {"task": "ledger.publish_checkpoint", "schedule": 30.0},
 }
 

@@ -1,0 +1,796 @@
+"""Running the soft rules over the ledger, and what follows from a flag.
+
+The rules themselves are pure (checks.rules); this module loads the domain objects they
+need from the database, records their findings as flags (at most one per rule and
+subject), and handles the flag lifecycle (acknowledge, resolve by an auditor's ``attest``)
+and the webhook alerts. Tasks (checks.tasks) are thin wrappers around these functions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F, Prefetch, Q
+from django.utils import timezone
+
+from accounts.models import Organisation, Role, SigningKey
+from checks import conf, rules
+from checks.models import (
+    UNRESOLVED,
+    Delivery,
+    DeliveryEvent,
+    Flag,
+    FlagBatch,
+    FlagOrganisation,
+    FlagStatus,
+    PendingCheck,
+    SweepState,
+    Webhook,
+)
+from ledger.errors import EntryRejected
+from ledger.logkey import log_key_id, log_public_key_raw
+from ledger.models import Batch, BatchStatus, EntryBatch, EntryType, LinkRole, LogRecord, Shipment
+from ledger.origin import CRMA_ELEMENTS
+
+logger = logging.getLogger(__name__)
+
+# Devices and assemblies are never assayed as such: their magnets are, once taken out.
+NOT_ASSAYABLE = frozenset({"eol_product", "magnet_assembly"})
+SWEEP_CHUNK = 5000
+_TRANSFORM_COLUMNS = ("seq", "organisation_id", "canonical")
+
+
+@dataclass(frozen=True)
+class Raised:
+    """A finding and the organisations it concerns directly."""
+
+    finding: rules.Finding
+    organisations: frozenset[int]
+
+
+# -- pending checks ------------------------------------------------------------------------
+
+
+def record_pending(records: Sequence[LogRecord]) -> None:
+    """Owe a check to each new record, in the caller's transaction, and enqueue the checks
+    once it commits. If the broker is down then, the rows stay and drain_pending runs them."""
+    if not records:
+        return
+    PendingCheck.objects.bulk_create([PendingCheck(seq=r.seq) for r in records])
+    seqs = [r.seq for r in records]
+    transaction.on_commit(lambda: enqueue(seqs))
+
+
+def enqueue(seqs: Iterable[int]) -> int:
+    """Send one check_entry task per seq; never raises (a lost message is drained later).
+    Returns how many were sent."""
+    from checks.tasks import check_entry
+
+    sent = 0
+    try:
+        for seq in seqs:
+            check_entry.apply_async(
+                (seq,),
+                retry=True,
+                retry_policy={
+                    "max_retries": 1,
+                    "interval_start": 0,
+                    "interval_step": 0.1,
+                    "interval_max": 0.1,
+                },
+            )
+            sent += 1
+    except Exception:
+        # The rows are in the database: drain_pending enqueues them once the broker is back.
+        logger.warning("could not enqueue checks (sent %d); they stay pending", sent, exc_info=True)
+    return sent
+
+
+def drain_pending(older_than_seconds: int | None = None) -> int:
+    """Re-enqueue checks still pending after ``older_than_seconds`` (and not held by a live
+    claim). Returns how many were sent."""
+    age = conf.drain_after_seconds() if older_than_seconds is None else older_than_seconds
+    now = timezone.now()
+    lease_cutoff = now - timedelta(seconds=conf.lease_seconds())
+    seqs = list(
+        PendingCheck.objects.filter(created_at__lte=now - timedelta(seconds=age))
+        .filter(Q(claimed_at__isnull=True) | Q(claimed_at__lt=lease_cutoff))
+        .values_list("seq", flat=True)[:10000]
+    )
+    return enqueue(seqs)
+
+
+class Busy(Exception):
+    """Another worker holds the claim on this check; try again after its lease."""
+
+
+def run_pending_check(seq: int) -> list[Flag] | None:
+    """Claim the pending check of record ``seq``, run it, write its flags and drop the row,
+    all or nothing. Returns the new flags, or None when there was nothing to do (already
+    done). Raises Busy when another worker's lease on it is still running."""
+    token = uuid.uuid4()
+    now = timezone.now()
+    lease_cutoff = now - timedelta(seconds=conf.lease_seconds())
+    claimed = (
+        PendingCheck.objects.filter(seq=seq)
+        .filter(Q(claimed_at__isnull=True) | Q(claimed_at__lt=lease_cutoff))
+        .update(claimed_at=now, claim_token=token, attempts=F("attempts") + 1)
+    )
+    if not claimed:
+        if PendingCheck.objects.filter(seq=seq).exists():
+            raise Busy(f"check #{seq} is claimed by another worker")
+        return None
+    pause = conf.debug_sleep_seconds()
+    if pause:
+        time.sleep(pause)  # test-only: lets a test kill the worker in the middle of a check
+    raised = findings_for_record(seq)
+    with transaction.atomic():
+        flags = save_findings(raised)
+        done = PendingCheck.objects.filter(seq=seq, claim_token=token).delete()[0]
+        if not done:
+            # Our lease ran out and someone else took the check over: leave it to them
+            # (their flags are the same flags, and the unique key keeps them single).
+            transaction.set_rollback(True)
+            return None
+    return flags
+
+
+def note_failure(seq: int, error: str) -> None:
+    """Record why a check failed and release its claim, so a retry or drain can take it."""
+    PendingCheck.objects.filter(seq=seq).update(last_error=error[:2000], claimed_at=None, claim_token=None)
+
+
+# -- loading domain objects ------------------------------------------------------------------
+
+
+def findings_for_record(seq: int) -> list[Raised]:
+    """Run the rules an entry calls for: transit on a receive, the transform rules on a
+    transform (and again on the transforms around an assayed batch), the unassayed-claim
+    rule on a ship."""
+    record = LogRecord.objects.filter(seq=seq).only("seq", "entry_type", "organisation_id").first()
+    if record is None:
+        return []
+    kind = record.entry_type
+    if kind == EntryType.RECEIVE:
+        return transit_findings(Shipment.objects.filter(receive_seq=seq))
+    if kind == EntryType.TRANSFORM:
+        return transform_findings(LogRecord.objects.filter(seq=seq).only(*_TRANSFORM_COLUMNS))
+    if kind == EntryType.ASSAY:
+        batch_ids = EntryBatch.objects.filter(record_id=seq).values("batch_id")
+        around = EntryBatch.objects.filter(
+            batch_id__in=batch_ids,
+            role__in=(LinkRole.INPUT, LinkRole.OUTPUT),
+            record__entry_type=EntryType.TRANSFORM,
+        ).values("record_id")
+        return transform_findings(LogRecord.objects.filter(seq__in=around).only(*_TRANSFORM_COLUMNS))
+    if kind == EntryType.SHIP:
+        return claim_findings(seq)
+    return []
+
+
+def transit_findings(shipments: Iterable[Shipment]) -> list[Raised]:
+    limits = conf.limits()
+    out = []
+    for s in shipments:
+        if s.receive_seq is None or s.received_mass_g is None:
+            continue
+        t = rules.Transit(s.batch_id, s.ship_seq, s.receive_seq, s.mass_g, s.received_mass_g)
+        found = rules.transit(t, limits)
+        if found:
+            out.append(Raised(found, frozenset({s.sender_id, s.recipient_id})))
+    return out
+
+
+def load_transforms(records: Iterable[LogRecord]) -> list[tuple[rules.Transform, int]]:
+    """Transform entries as rules.Transform (with the current best composition of every
+    batch: newer assays supersede), each with the submitting organisation's id."""
+    parsed = [(r.seq, r.organisation_id, r.payload) for r in records]
+    ids = {item["batch"] for _, _, p in parsed for item in (*p["inputs"], *p["outputs"])}
+    batches = {
+        b["id"]: b
+        for b in Batch.objects.filter(id__in=ids).values("id", "material", "composition", "composition_seq")
+    }
+    out = []
+    for seq, org_id, p in parsed:
+
+        def item(spec: dict[str, Any], material: str | None = None) -> rules.Item:
+            row = batches.get(spec["batch"], {})
+            return rules.Item(
+                spec["batch"],
+                material or row.get("material", ""),
+                spec["mass_g"],
+                row.get("composition", spec.get("composition")),
+            )
+
+        inputs = tuple(item(i) for i in p["inputs"])
+        outputs = tuple(item(o, o["material"]) for o in p["outputs"])
+        assays = sorted(
+            {
+                batches[b]["composition_seq"]
+                for b in (*(i.batch for i in inputs), *(o.batch for o in outputs))
+                if b in batches and batches[b]["composition_seq"] not in (None, seq)
+            }
+        )
+        losses = tuple(rules.Loss(x["kind"], x["mass_g"]) for x in p.get("losses", []))
+        out.append((rules.Transform(seq, p["process"], inputs, outputs, losses, tuple(assays)), org_id))
+    return out
+
+
+def transform_findings(records: Iterable[LogRecord]) -> list[Raised]:
+    overrides = conf.overrides()
+    out = []
+    for t, org_id in load_transforms(records):
+        limits = rules.limits_for(t.process, overrides)
+        out += [Raised(f, frozenset({org_id})) for f in rules.check_transform(t, limits)]
+    return out
+
+
+def claim_findings(ship_seq: int) -> list[Raised]:
+    """The unassayed-claim rule for the batch shipped at ``ship_seq``."""
+    from ledger.services import ancestors_of
+
+    shipment = Shipment.objects.filter(ship_seq=ship_seq).select_related("batch").first()
+    if shipment is None:
+        return []
+    batch = shipment.batch
+    elements = batch.origin.get("elements", {})
+    recycled = tuple(
+        el
+        for el in CRMA_ELEMENTS
+        if (share := elements.get(el)) is not None
+        and share.get("post_consumer", 0) + share.get("pre_consumer", 0) > 0
+    )
+    if not recycled:
+        return []
+    upstream = ancestors_of({batch.id}) | {batch.id}
+    unassayed = tuple(
+        Batch.objects.filter(id__in=upstream, composition__isnull=True)
+        .exclude(material__in=NOT_ASSAYABLE)
+        .order_by("created_seq")
+        .values_list("id", "material")
+    )
+    found = rules.unassayed_claim(rules.Claim(batch.id, ship_seq, recycled, unassayed))
+    return [Raised(found, frozenset({shipment.sender_id}))] if found else []
+
+
+# -- flags -----------------------------------------------------------------------------------
+
+
+def save_findings(raised: Iterable[Raised]) -> list[Flag]:
+    """Record findings as flags, skipping any (rule, subject) already flagged; alert the
+    organisations concerned once the transaction commits. Returns the new flags."""
+    new: list[Flag] = []
+    for item in raised:
+        f = item.finding
+        if Flag.objects.filter(rule=f.rule, subject_key=f.subject).exists():
+            continue
+        try:
+            with transaction.atomic():
+                flag = Flag.objects.create(
+                    rule=f.rule,
+                    severity=f.severity,
+                    subject_key=f.subject,
+                    batch_id=f.batch,
+                    seqs=list(f.seqs),
+                    evidence=f.evidence,
+                    summary=f.summary,
+                )
+        except IntegrityError:
+            continue  # a concurrent check raised the same flag first
+        FlagOrganisation.objects.bulk_create(
+            [FlagOrganisation(flag=flag, organisation_id=o) for o in sorted(item.organisations)]
+        )
+        FlagBatch.objects.bulk_create([FlagBatch(flag=flag, batch_id=b) for b in dict.fromkeys(f.batches)])
+        new.append(flag)
+    if new:
+        ids = [flag.pk for flag in new]
+        transaction.on_commit(lambda: alert(ids, DeliveryEvent.OPENED))
+    return new
+
+
+def with_details(flags: Any) -> Any:
+    """A Flag queryset with what flag_document reads, in a constant number of queries."""
+    return flags.select_related("acknowledged_by", "resolved_by").prefetch_related(
+        Prefetch(
+            "org_links", queryset=FlagOrganisation.objects.select_related("organisation").order_by("id")
+        ),
+        Prefetch("batch_links", queryset=FlagBatch.objects.order_by("id")),
+    )
+
+
+def flag_document(flag: Flag) -> dict[str, Any]:
+    """The JSON shape of a flag, the same in the API and in webhook bodies."""
+    return {
+        "id": flag.pk,
+        "rule": flag.rule,
+        "severity": flag.severity,
+        "status": flag.status,
+        "subject": flag.subject_key,
+        "batch": flag.batch_id,
+        "batches": [link.batch_id for link in flag.batch_links.all()],
+        "seqs": flag.seqs,
+        "summary": flag.summary,
+        "evidence": flag.evidence,
+        "organisations": [link.organisation.slug for link in flag.org_links.all()],
+        "detected_at": flag.detected_at.isoformat(),
+        "acknowledged_at": flag.acknowledged_at.isoformat() if flag.acknowledged_at else None,
+        "acknowledged_by": flag.acknowledged_by.slug if flag.acknowledged_by else None,
+        "resolution": (
+            {
+                "seq": flag.resolution_seq,
+                "verdict": flag.resolution_verdict,
+                "note": flag.resolution_note,
+                "by": flag.resolved_by.slug if flag.resolved_by else None,
+                "at": flag.resolved_at.isoformat() if flag.resolved_at else None,
+            }
+            if flag.resolution_seq is not None
+            else None
+        ),
+    }
+
+
+class FlagRefused(Exception):
+    """A flag action that is not allowed: a problem code of ledger.errors and a detail."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+
+
+def acknowledge(flag: Flag, organisation: Organisation) -> Flag:
+    """An organisation the flag concerns (or an auditor) has seen it: open -> acknowledged.
+    Acknowledging twice is harmless; a resolved flag stays resolved."""
+    concerned = FlagOrganisation.objects.filter(flag=flag, organisation=organisation).exists()
+    if not (concerned or organisation.is_auditor):
+        raise FlagRefused(
+            "flag-not-concerned",
+            f"Flag {flag.pk} does not concern {organisation.slug!r}; only the organisations it "
+            "names, or an auditor, may acknowledge it.",
+        )
+    if flag.status == FlagStatus.RESOLVED:
+        raise FlagRefused("flag-resolved", f"Flag {flag.pk} is already resolved.")
+    updated = Flag.objects.filter(pk=flag.pk, status=FlagStatus.OPEN).update(
+        status=FlagStatus.ACKNOWLEDGED, acknowledged_at=timezone.now(), acknowledged_by=organisation
+    )
+    if updated:
+        flag.refresh_from_db()
+    return flag
+
+
+VERDICTS = ("confirmed", "disputed", "resolved")
+
+
+def apply_attest(
+    organisation: Organisation,
+    payload: dict[str, Any],
+    seq: int,
+    reject: Callable[[str, str, str], EntryRejected],
+) -> str | None:
+    """The effect of an ``attest`` entry, inside its submission's transaction.
+
+    Only an auditor may attest. On a flag, ``resolved`` and ``disputed`` close it (the
+    verdict and note are kept), ``confirmed`` marks it acknowledged: the problem is real
+    and still open. On a batch or a seq the attest is a signed statement in the log and
+    changes nothing else. Returns the batch id the entry is about, if any.
+    """
+    if organisation.role != Role.AUDITOR:
+        raise reject(
+            "attest-not-auditor",
+            f"{organisation.slug!r} is a {organisation.role}; only an auditor may submit an attest entry.",
+            "/payload/type",
+        )
+    subject = payload["subject"]
+    verdict = payload["verdict"]
+    if "flag" in subject:
+        flag = Flag.objects.select_for_update().filter(pk=subject["flag"]).first()
+        if flag is None:
+            raise reject("unknown-flag", f"There is no flag {subject['flag']}.", "/payload/subject/flag")
+        if flag.status == FlagStatus.RESOLVED:
+            raise reject(
+                "flag-resolved",
+                f"Flag {flag.pk} was resolved by the attest entry at seq {flag.resolution_seq}.",
+                "/payload/subject/flag",
+            )
+        now = timezone.now()
+        if verdict == "confirmed":
+            flag.status = FlagStatus.ACKNOWLEDGED
+            flag.acknowledged_at = flag.acknowledged_at or now
+            flag.acknowledged_by = flag.acknowledged_by or organisation
+            flag.save(update_fields=["status", "acknowledged_at", "acknowledged_by"])
+        else:
+            flag.status = FlagStatus.RESOLVED
+            flag.resolved_at = now
+            flag.resolution_seq = seq
+            flag.resolution_verdict = verdict
+            flag.resolution_note = payload.get("note", "")
+            flag.resolved_by = organisation
+            flag.save(
+                update_fields=[
+                    "status",
+                    "resolved_at",
+                    "resolution_seq",
+                    "resolution_verdict",
+                    "resolution_note",
+                    "resolved_by",
+                ]
+            )
+            flag_id = flag.pk
+            transaction.on_commit(lambda: alert([flag_id], DeliveryEvent.RESOLVED))
+        return flag.batch_id
+    if "batch" in subject:
+        if not Batch.objects.filter(pk=subject["batch"]).exists():
+            raise reject(
+                "unknown-batch", f"There is no batch {subject['batch']!r}.", "/payload/subject/batch"
+            )
+        return str(subject["batch"])
+    if not (0 <= subject["seq"] < seq):
+        raise reject("invalid-payload", f"There is no entry at seq {subject['seq']}.", "/payload/subject/seq")
+    return None
+
+
+# -- what the batch endpoint shows -----------------------------------------------------------
+
+
+_UPSTREAM_FLAGS_SQL = """
+WITH RECURSIVE up(origin, batch) AS (
+    SELECT o.batch_id, i.batch_id
+    FROM {link} o JOIN {link} i ON i.record_id = o.record_id AND i.role = %s
+    WHERE o.role = %s AND o.batch_id IN ({ids})
+  UNION
+    SELECT up.origin, i.batch_id
+    FROM up
+    JOIN {link} o ON o.batch_id = up.batch AND o.role = %s
+    JOIN {link} i ON i.record_id = o.record_id AND i.role = %s
+)
+SELECT DISTINCT up.origin, f.id, f.rule, f.severity, f.status, f.batch_id, f.summary
+FROM up
+JOIN {flag_batch} fb ON fb.batch_id = up.batch
+JOIN {flag} f ON f.id = fb.flag_id AND f.status IN (%s, %s)
+"""
+
+
+def upstream_open_flags(batch_ids: Sequence[str]) -> dict[str, list[Flag]]:
+    """Per batch, the unresolved flags on any batch upstream of it, in one query (a
+    recursive walk of the pedigree, the same graph as ledger.services.ancestors_of)."""
+    out: dict[str, list[Flag]] = {b: [] for b in batch_ids}
+    if not batch_ids:
+        return out
+    sql = _UPSTREAM_FLAGS_SQL.format(
+        link=EntryBatch._meta.db_table,
+        flag_batch=FlagBatch._meta.db_table,
+        flag=Flag._meta.db_table,
+        ids=", ".join(["%s"] * len(batch_ids)),
+    )
+    params = [LinkRole.INPUT, LinkRole.OUTPUT, *batch_ids, LinkRole.OUTPUT, LinkRole.INPUT, *UNRESOLVED]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    for origin, pk, rule, severity, status, batch_id, summary in sorted(rows, key=lambda r: (r[0], r[1])):
+        out[origin].append(
+            Flag(pk=pk, rule=rule, severity=severity, status=status, batch_id=batch_id, summary=summary)
+        )
+    return out
+
+
+def flags_for_batches(batch_ids: Sequence[str], user: Any) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """Per batch: its own flags (``flags``) and the unresolved flags upstream
+    (``upstream_flags``), in at most three queries whatever the number of batches.
+    Upstream flags the user may not read show only rule, severity and status, so nothing
+    about batches they cannot see leaks through."""
+    ids = list(dict.fromkeys(batch_ids))
+    own: dict[str, list[Flag]] = defaultdict(list)
+    links = (
+        FlagBatch.objects.filter(batch_id__in=ids)
+        .select_related("flag")
+        .only(
+            "batch_id",
+            "flag__id",
+            "flag__rule",
+            "flag__severity",
+            "flag__status",
+            "flag__summary",
+            "flag__batch_id",
+        )
+        .order_by("flag_id")
+    )
+    for link in links:
+        own[link.batch_id].append(link.flag)
+    upstream = upstream_open_flags(ids)
+    upstream_ids = {f.pk for flags in upstream.values() for f in flags}
+    readable = (
+        set(Flag.objects.visible_to(user).filter(pk__in=upstream_ids).values_list("pk", flat=True))
+        if upstream_ids
+        else set()
+    )
+
+    def short(flag: Flag) -> dict[str, Any]:
+        return {
+            "id": flag.pk,
+            "rule": flag.rule,
+            "severity": flag.severity,
+            "status": flag.status,
+            "batch": flag.batch_id,
+            "summary": flag.summary,
+        }
+
+    out = {}
+    for b in ids:
+        mine = {f.pk for f in own[b]}
+        out[b] = {
+            "flags": [short(f) for f in own[b]],
+            "upstream_flags": [
+                short(f) if f.pk in readable else {"rule": f.rule, "severity": f.severity, "status": f.status}
+                for f in upstream[b]
+                if f.pk not in mine
+            ],
+        }
+    return out
+
+
+# -- sweeps ----------------------------------------------------------------------------------
+
+
+def sweep_unreceived(now: datetime | None = None) -> list[Flag]:
+    """Flag every shipment still in transit after the allowed days."""
+    now = now or timezone.now()
+    limits = conf.limits()
+    cutoff = now - timedelta(days=limits.unreceived_days)
+    raised = []
+    for s in Shipment.objects.filter(receive_seq__isnull=True, shipped_at__lt=cutoff).order_by("ship_seq"):
+        found = rules.unreceived(
+            rules.OpenShipment(s.batch_id, s.ship_seq, s.shipped_at, s.mass_g), now, limits
+        )
+        if found:
+            raised.append(Raised(found, frozenset({s.sender_id, s.recipient_id})))
+    with transaction.atomic():
+        return save_findings(raised)
+
+
+def _keys() -> dict[str, rules.KeyInfo]:
+    keys = {
+        k: rules.KeyInfo(_b64(pk), reg, rev)
+        for k, pk, reg, rev in SigningKey.objects.values_list(
+            "key_id", "public_key", "registered_seq", "revoked_seq"
+        )
+    }
+    keys[log_key_id()] = rules.KeyInfo(log_public_key_raw(), None, None)
+    return keys
+
+
+def _b64(text: str) -> bytes:
+    from ledger.protocol.envelope import b64url_decode
+
+    return b64url_decode(text)
+
+
+def _records(after: int, upto: int | None = None) -> Iterator[list[tuple[Any, ...]]]:
+    """Chunks of records after seq ``after`` as plain tuples (keyset pagination)."""
+    last = after
+    while True:
+        rows = LogRecord.objects.filter(seq__gt=last)
+        if upto is not None:
+            rows = rows.filter(seq__lte=upto)
+        chunk = list(
+            rows.order_by("seq").values_list(
+                "seq",
+                "prev",
+                "leaf_hash",
+                "canonical",
+                "entry_id",
+                "entry_type",
+                "key_id",
+                "payload_digest",
+                "organisation__slug",
+                "organisation_id",
+            )[:SWEEP_CHUNK]
+        )
+        if not chunk:
+            return
+        yield chunk
+        last = chunk[-1][0]
+
+
+def sweep_integrity(full: bool = False) -> list[Flag]:
+    """Re-verify stored records: hash, chain link, canonical form, columns, signature, key
+    validity. Incremental from the watermark of the last sweep, or from seq 0 when ``full``
+    (daily: a record altered behind the watermark is found then). Returns new flags."""
+    state, _ = SweepState.objects.get_or_create(name="integrity")
+    start = -1 if full else state.last_seq
+    previous = None if start < 0 else (state.last_leaf or None)
+    keys = _keys()
+    new: list[Flag] = []
+    last_seq, last_leaf = start, previous
+    for chunk in _records(start):
+        raised = []
+        for seq, prev, leaf, canonical, entry_id, kind, key_id, digest, slug, org_id in chunk:
+            stored = rules.StoredRecord(seq, prev, leaf, canonical, str(entry_id), kind, key_id, digest, slug)
+            found = rules.integrity(stored, previous, keys.get(key_id), expected_seq=last_seq + 1)
+            if found:
+                raised.append(Raised(found, frozenset({org_id})))
+            previous = leaf
+            last_seq, last_leaf = seq, leaf
+        with transaction.atomic():
+            new += save_findings(raised)
+            if not full or last_seq > state.last_seq:
+                SweepState.objects.filter(name="integrity").update(
+                    last_seq=last_seq, last_leaf=last_leaf or "", updated_at=timezone.now()
+                )
+    if full:
+        SweepState.objects.filter(name="integrity").update(full_sweep_at=timezone.now())
+    return new
+
+
+def sweep_mass_balance() -> list[Flag]:
+    """Run the transform rules over every transform in the log again (after a change of
+    the overrides, or as part of the daily full sweep). Returns new flags."""
+    new: list[Flag] = []
+    last = -1
+    while True:
+        chunk = list(
+            LogRecord.objects.filter(entry_type=EntryType.TRANSFORM, seq__gt=last)
+            .order_by("seq")
+            .only(*_TRANSFORM_COLUMNS)[:SWEEP_CHUNK]
+        )
+        if not chunk:
+            return new
+        raised = transform_findings(chunk)
+        if raised:
+            with transaction.atomic():
+                new += save_findings(raised)
+        last = chunk[-1].seq
+
+
+# -- alerts ----------------------------------------------------------------------------------
+
+
+def descendants_custodians(batch_ids: set[str]) -> set[int]:
+    """Organisations that now hold material made from these batches (or the batches)."""
+    seen = set(batch_ids)
+    frontier = set(batch_ids)
+    while frontier:
+        children = set(
+            EntryBatch.objects.filter(
+                role=LinkRole.OUTPUT,
+                record__links__role=LinkRole.INPUT,
+                record__links__batch_id__in=frontier,
+            ).values_list("batch_id", flat=True)
+        )
+        frontier = children - seen
+        seen |= children
+    return set(
+        Batch.objects.filter(id__in=seen)
+        .exclude(status=BatchStatus.DEPLETED)
+        .values_list("custodian_id", flat=True)
+    )
+
+
+def recipients(flag: Flag) -> set[int]:
+    """Organisations to alert about ``flag``: those it concerns and every holder of
+    material downstream of its batches."""
+    orgs = set(FlagOrganisation.objects.filter(flag=flag).values_list("organisation_id", flat=True))
+    batch_ids = set(FlagBatch.objects.filter(flag=flag).values_list("batch_id", flat=True))
+    return orgs | descendants_custodians(batch_ids)
+
+
+def alert(flag_ids: Sequence[int], event: str) -> None:
+    """Queue a delivery of ``event`` for every active webhook of every organisation the
+    flags concern, then send them. Never raises: undelivered alerts are retried."""
+    try:
+        created: list[int] = []
+        with transaction.atomic():
+            for flag in Flag.objects.filter(pk__in=flag_ids):
+                hooks = Webhook.objects.filter(organisation_id__in=recipients(flag), active=True)
+                for hook in hooks:
+                    delivery, made = Delivery.objects.get_or_create(
+                        webhook=hook, flag=flag, event=event, defaults={"next_attempt_at": timezone.now()}
+                    )
+                    if made:
+                        created.append(delivery.pk)
+        if created:
+            transaction.on_commit(lambda: _send_deliveries(created))
+    except Exception:
+        logger.exception("could not queue alerts for flags %s", list(flag_ids))
+
+
+def _send_deliveries(ids: Sequence[int]) -> None:
+    from checks.tasks import deliver
+
+    for pk in ids:
+        try:
+            deliver.apply_async((pk,), retry=False)
+        except Exception:
+            logger.warning("could not enqueue delivery %s; retry_deliveries will send it", pk, exc_info=True)
+
+
+def sign(body: bytes, secret: str) -> str:
+    """The X-Ledger-Signature header value: sha256=<hex HMAC-SHA256 of the body>."""
+    return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+
+
+def backoff_seconds(attempts: int) -> int:
+    """Delay before attempt ``attempts + 1``: 30 s, 1 min, 2 min ... capped at 1 hour."""
+    return int(min(3600, 30 * 2 ** max(0, attempts - 1)))
+
+
+def deliver(delivery_id: int) -> Delivery | None:
+    """Attempt one delivery if it is due: POST the flag, signed. Returns the delivery, or
+    None when it is not due (delivered, given up, or claimed by another attempt)."""
+    import httpx
+
+    now = timezone.now()
+    lease = now + timedelta(seconds=conf.webhook_timeout() * 2 + 5)
+    claimed = Delivery.objects.filter(
+        pk=delivery_id, delivered_at__isnull=True, next_attempt_at__lte=now
+    ).update(next_attempt_at=lease)
+    if not claimed:
+        return None
+    delivery = Delivery.objects.select_related("webhook").get(pk=delivery_id)
+    flag = with_details(Flag.objects.filter(pk=delivery.flag_id)).get()
+    body = json.dumps(
+        {
+            "event": delivery.event,
+            "delivery": delivery.pk,
+            "sent_at": now.isoformat(),
+            "flag": flag_document(flag),
+        },
+        separators=(",", ":"),
+        sort_keys=True,
+    ).encode("utf-8")
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "magnet-ledger-webhooks/1",
+        "X-Ledger-Event": delivery.event,
+        "X-Ledger-Delivery": str(delivery.pk),
+        "X-Ledger-Signature": sign(body, delivery.webhook.secret),
+    }
+    status: int | None = None
+    error = ""
+    try:
+        response = httpx.post(
+            delivery.webhook.url, content=body, headers=headers, timeout=conf.webhook_timeout()
+        )
+        status = response.status_code
+        if not 200 <= status < 300:
+            error = f"HTTP {status}"
+    except httpx.HTTPError as exc:
+        error = f"{type(exc).__name__}: {exc}"[:2000]
+    attempts = delivery.attempts + 1
+    fields: dict[str, Any] = {"attempts": attempts, "last_status": status, "last_error": error}
+    if not error:
+        fields.update(delivered_at=timezone.now(), next_attempt_at=None)
+    elif attempts >= conf.webhook_max_attempts():
+        fields.update(next_attempt_at=None)  # given up; visible in the deliveries list
+    else:
+        fields.update(next_attempt_at=timezone.now() + timedelta(seconds=backoff_seconds(attempts)))
+    Delivery.objects.filter(pk=delivery.pk).update(**fields)
+    delivery.refresh_from_db()
+    return delivery
+
+
+def due_deliveries() -> list[int]:
+    """Undelivered alerts whose next attempt is due (for the periodic retry)."""
+    return list(
+        Delivery.objects.filter(delivered_at__isnull=True, next_attempt_at__lte=timezone.now()).values_list(
+            "pk", flat=True
+        )[:1000]
+    )
+
+
+def create_webhook(organisation: Organisation, url: str, secret: str = "", active: bool = True) -> Webhook:
+    """Register a webhook; a secret is generated when none is given (shown once)."""
+    return Webhook.objects.create(
+        organisation=organisation, url=url, secret=secret or secrets.token_urlsafe(32), active=active
+    )

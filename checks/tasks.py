@@ -1,0 +1,96 @@
+"""Celery tasks of the checks: thin wrappers around checks.services.
+
+Every task is idempotent (a claimed PendingCheck row, a unique flag per rule and subject,
+a claimed Delivery row), so ``acks_late`` is safe: a task whose worker died is delivered
+again and does its work once.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Task
+from celery.signals import worker_ready
+
+from checks import services
+from ledger.celery import app
+
+logger = logging.getLogger(__name__)
+
+
+def _retry_delay(retries: int) -> int:
+    """Exponential backoff: 2, 4, 8 ... seconds, capped at 10 minutes."""
+    return int(min(600, 2 ** (retries + 1)))
+
+
+@app.task(name="checks.check_entry", bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=8)
+def check_entry(self: Task, seq: int) -> int:
+    """Run the checks owed to log record ``seq``; returns the number of new flags."""
+    try:
+        flags = services.run_pending_check(seq)
+    except services.Busy as exc:
+        if self.request.is_eager:
+            return 0
+        raise self.retry(exc=exc, countdown=_retry_delay(self.request.retries)) from None
+    except Exception as exc:
+        services.note_failure(seq, repr(exc))
+        if self.request.is_eager:
+            # Embedded mode: the entry is committed; the failed check stays pending.
+            logger.exception("check of #%s failed; it stays pending", seq)
+            return 0
+        raise self.retry(exc=exc, countdown=_retry_delay(self.request.retries)) from exc
+    return len(flags or [])
+
+
+@app.task(name="checks.drain_pending", acks_late=True)
+def drain_pending(older_than_seconds: int | None = None) -> int:
+    """Enqueue again the checks still pending in the database (periodic, and at worker start)."""
+    return services.drain_pending(older_than_seconds)
+
+
+@app.task(name="checks.sweep_unreceived", acks_late=True)
+def sweep_unreceived() -> int:
+    return len(services.sweep_unreceived())
+
+
+@app.task(name="checks.sweep_integrity", acks_late=True)
+def sweep_integrity(full: bool = False) -> int:
+    """Incremental integrity sweep since the last one, or a full one."""
+    return len(services.sweep_integrity(full=full))
+
+
+@app.task(name="checks.sweep_full", acks_late=True)
+def sweep_full() -> int:
+    """The daily sweep: every record's integrity and every transform's mass balance."""
+    return len(services.sweep_integrity(full=True)) + len(services.sweep_mass_balance())
+
+
+@app.task(name="checks.deliver", bind=True, acks_late=True, max_retries=None)
+def deliver(self: Task, delivery_id: int) -> Any:
+    """Attempt one webhook delivery; on failure retry after its backoff."""
+    delivery = services.deliver(delivery_id)
+    if delivery is None or delivery.delivered_at is not None or delivery.next_attempt_at is None:
+        return None if delivery is None else delivery.last_status
+    if not self.request.is_eager:
+        # In the embedded (eager) mode a retry would run at once; retry_deliveries covers it.
+        raise self.retry(countdown=services.backoff_seconds(delivery.attempts))
+    return delivery.last_status
+
+
+@app.task(name="checks.retry_deliveries", acks_late=True)
+def retry_deliveries() -> int:
+    """Enqueue the deliveries whose next attempt is due (covers lost messages)."""
+    due = services.due_deliveries()
+    for pk in due:
+        deliver.delay(pk)
+    return len(due)
+
+
+@worker_ready.connect
+def _drain_at_start(sender: Any = None, **kwargs: Any) -> None:
+    """Checks left pending while no worker ran are sent again as soon as one starts."""
+    try:
+        drain_pending.delay()
+    except Exception:
+        logger.warning("could not enqueue drain_pending at worker start", exc_info=True)
