@@ -79,8 +79,12 @@ class AppendOnlyQuerySet(models.QuerySet["LogRecord"]):
             return self.none()
         condition = Q(organisation=org)
         if org.role == "oem":
+            # Entries that made or moved a batch of the pedigree. A transform that merely
+            # consumed an upstream batch into another branch has only an input link to it, so
+            # it stays hidden: the OEM sees where its material came from, not where the rest went.
             linked = EntryBatch.objects.filter(
-                batch_id__in=Access.objects.filter(organisation=org).values("batch_id")
+                batch_id__in=Access.objects.filter(organisation=org).values("batch_id"),
+                role__in=[LinkRole.OUTPUT, LinkRole.SUBJECT],
             ).values("record_id")
             condition |= Q(seq__in=linked)
         return self.filter(condition)
