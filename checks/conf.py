@@ -152,6 +152,11 @@ def webhook_max_attempts() -> int:
     return _setting_int("LEDGER_WEBHOOK_MAX_ATTEMPTS", 8)
 
 
+def webhook_backoff_seconds() -> int:
+    """First retry delay of a failed webhook delivery; doubles with each attempt."""
+    return _setting_int("LEDGER_WEBHOOK_BACKOFF_SECONDS", 30)
+
+
 def webhook_timeout() -> float:
     return _setting_float("LEDGER_WEBHOOK_TIMEOUT", 5.0)
 

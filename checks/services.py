@@ -144,7 +144,25 @@ def run_pending_check(seq: int) -> list[Flag] | None:
             # (their flags are the same flags, and the unique key keeps them single).
             transaction.set_rollback(True)
             return None
+        transaction.on_commit(lambda: alert_new_holder(seq))
     return flags
+
+
+def alert_new_holder(seq: int) -> None:
+    """After a ``receive``: alert the recipient about the unresolved flags on the batch it
+    now holds and upstream of it (each flag at most once per webhook)."""
+    shipment = Shipment.objects.filter(receive_seq=seq).first()
+    if (
+        shipment is None
+        or not Webhook.objects.filter(organisation_id=shipment.recipient_id, active=True).exists()
+    ):
+        return
+    own = FlagBatch.objects.filter(batch_id=shipment.batch_id, flag__status__in=UNRESOLVED).values_list(
+        "flag_id", flat=True
+    )
+    ids = sorted({*own, *(f.pk for f in upstream_open_flags([shipment.batch_id])[shipment.batch_id])})
+    if ids:
+        alert(ids, DeliveryEvent.OPENED, only={shipment.recipient_id})
 
 
 def note_failure(seq: int, error: str) -> None:
@@ -685,14 +703,16 @@ def recipients(flag: Flag) -> set[int]:
     return orgs | descendants_custodians(batch_ids)
 
 
-def alert(flag_ids: Sequence[int], event: str) -> None:
+def alert(flag_ids: Sequence[int], event: str, only: set[int] | None = None) -> None:
     """Queue a delivery of ``event`` for every active webhook of every organisation the
-    flags concern, then send them. Never raises: undelivered alerts are retried."""
+    flags concern (or of the organisations ``only``), then send them. Never raises:
+    undelivered alerts are retried."""
     try:
         created: list[int] = []
         with transaction.atomic():
             for flag in Flag.objects.filter(pk__in=flag_ids):
-                hooks = Webhook.objects.filter(organisation_id__in=recipients(flag), active=True)
+                orgs = only if only is not None else recipients(flag)
+                hooks = Webhook.objects.filter(organisation_id__in=orgs, active=True)
                 for hook in hooks:
                     delivery, made = Delivery.objects.get_or_create(
                         webhook=hook, flag=flag, event=event, defaults={"next_attempt_at": timezone.now()}
@@ -721,8 +741,9 @@ def sign(body: bytes, secret: str) -> str:
 
 
 def backoff_seconds(attempts: int) -> int:
-    """Delay before attempt ``attempts + 1``: 30 s, 1 min, 2 min ... capped at 1 hour."""
-    return int(min(3600, 30 * 2 ** max(0, attempts - 1)))
+    """Delay before attempt ``attempts + 1``: 30 s, 1 min, 2 min ... capped at 1 hour (the
+    base is LEDGER_WEBHOOK_BACKOFF_SECONDS)."""
+    return int(min(3600, conf.webhook_backoff_seconds() * 2 ** max(0, attempts - 1)))
 
 
 def deliver(delivery_id: int) -> Delivery | None:

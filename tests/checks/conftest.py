@@ -3,8 +3,13 @@ yield) and one clean, submitted through the API by the shared personas."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -90,3 +95,48 @@ def submit_chain(world: World, *, leaky: bool) -> Chain:
 
 def flag_keys(flags: Any) -> set[tuple[str, str]]:
     return {(f.rule, f.subject_key) for f in flags}
+
+
+@dataclass
+class Receiver:
+    """A local HTTP server recording every POST; answers ``statuses`` in turn, then 200."""
+
+    url: str = ""
+    posts: list[dict[str, Any]] = field(default_factory=list)
+    statuses: list[int] = field(default_factory=list)
+
+    def for_path(self, path: str) -> list[dict[str, Any]]:
+        return [p for p in self.posts if p["path"] == path]
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    state = Receiver()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            state.posts.append({"path": self.path, "headers": dict(self.headers), "body": body})
+            status = state.statuses.pop(0) if state.statuses else 200
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    state.url = f"http://127.0.0.1:{server.server_address[1]}"
+    yield state
+    server.shutdown()
+    server.server_close()
+
+
+def verify(post: dict[str, Any], secret: str) -> dict[str, Any]:
+    """What a receiver does: recompute the HMAC of the raw body and compare in constant time."""
+    expected = "sha256=" + hmac.new(secret.encode(), post["body"], hashlib.sha256).hexdigest()
+    assert hmac.compare_digest(post["headers"]["X-Ledger-Signature"], expected)
+    document: dict[str, Any] = json.loads(post["body"])
+    return document

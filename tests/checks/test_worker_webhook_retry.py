@@ -1,0 +1,43 @@
+"""A webhook that fails is retried by the real worker with backoff (Celery retry with a
+countdown) until it answers 2xx; every attempt is counted on the delivery."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from checks.models import Delivery, PendingCheck
+from tests.checks.conftest import Receiver, submit_chain, verify
+from tests.checks.workers import real_celery, thread_worker, wait_for
+from tests.conftest import World
+
+pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow]
+
+
+def test_failed_deliveries_are_retried_with_backoff_by_the_worker(
+    transactional_db: None, settings: Any, world: World, receiver: Receiver
+) -> None:
+    settings.LEDGER_WEBHOOK_ALLOW_HTTP = True
+    settings.LEDGER_WEBHOOK_BACKOFF_SECONDS = 1  # 1 s, then 2 s
+    receiver.statuses = [500, 502, 503]  # the first three POSTs fail, whichever alert they carry
+    response = world.processor.client.post(
+        "/api/v1/webhooks/", {"url": f"{receiver.url}/hook", "secret": "s3cret-for-tests"}, format="json"
+    )
+    assert response.status_code == 201
+    with real_celery(settings), thread_worker():
+        submit_chain(world, leaky=True)
+        wait_for(lambda: not PendingCheck.objects.exists(), 60, "the checks")
+        wait_for(
+            lambda: Delivery.objects.count() == 2
+            and not Delivery.objects.filter(delivered_at__isnull=True).exists(),
+            60,
+            "both alerts to be delivered",
+        )
+    rows = list(Delivery.objects.values_list("attempts", "last_status"))
+    assert sum(a for a, _ in rows) == len(receiver.posts) == 5
+    assert {status for _, status in rows} == {200}
+    assert {verify(p, "s3cret-for-tests")["flag"]["rule"] for p in receiver.posts} == {
+        "transit_loss",
+        "yield_out_of_range",
+    }
