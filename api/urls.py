@@ -21,4 +21,6 @@ urlpatterns = [
         name="batch-bundle",
     ),
     path("", include(router.urls)),
+    # Anything else under /api/v1/ is a problem+json 404, also with DEBUG on.
+    re_path(r"^.*$", views.api_not_found),
 ]

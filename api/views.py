@@ -20,6 +20,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import SigningKey
+from api.problems import json_problem
 from api.serializers import (
     BatchSerializer,
     BulkSerializer,
@@ -281,6 +282,11 @@ def healthz(request: HttpRequest) -> HttpResponse:
         logger.exception("healthz: database check failed")
         return JsonResponse({"status": "error", "database": "unreachable"}, status=503)
     return JsonResponse({"status": "ok", "database": "ok"})
+
+
+def api_not_found(request: HttpRequest) -> HttpResponse:
+    """404 for API paths no route matches, in the same problem+json form as every other error."""
+    return json_problem("not-found", f"No API resource at {request.path}; the routes are at /api/docs/.")
 
 
 def problem_page(request: HttpRequest, code: str) -> HttpResponse:

@@ -15,7 +15,7 @@ from typing import Any
 
 from ledger.errors import EntryRejected
 from ledger.models import EntryType, Material, Process
-from ledger.protocol.canonical import MAX_SAFE_INTEGER
+from ledger.protocol.canonical import MAX_SAFE_INTEGER, pointer_token
 
 BATCH_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
 SLUG = re.compile(r"[a-z0-9][a-z0-9-]{1,39}")
@@ -43,11 +43,6 @@ SUBMITTABLE_TYPES = (
 )
 COMMON_FIELDS = {"id", "type", "org", "facility", "occurred_at"}
 OPTIONAL_COMMON = {"note", "documents"}
-
-
-def _token(name: str) -> str:
-    """A member name as one JSON Pointer reference token (RFC 6901: ~ is ~0, / is ~1)."""
-    return name.replace("~", "~0").replace("/", "~1")
 
 
 def _fail(code: str, detail: str, pointer: str) -> EntryRejected:
@@ -97,7 +92,9 @@ def _composition(value: Any, where: str) -> dict[str, int]:
     for element, ppm in value.items():
         if element not in ELEMENTS:
             raise _fail(
-                "invalid-composition", f"{element!r} is not an element symbol.", f"{where}/{_token(element)}"
+                "invalid-composition",
+                f"{element!r} is not an element symbol.",
+                f"{where}/{pointer_token(element)}",
             )
         if isinstance(ppm, bool) or not isinstance(ppm, int) or ppm < 0:
             raise _fail(
@@ -141,7 +138,7 @@ def _only(obj: dict[str, Any], allowed: set[str], ptr: str) -> None:
         raise _fail(
             "invalid-payload",
             f"Unexpected field {extra[0]!r}; allowed here: {', '.join(sorted(allowed))}.",
-            f"{ptr}/{_token(extra[0])}",
+            f"{ptr}/{pointer_token(extra[0])}",
         )
 
 

@@ -26,6 +26,11 @@ class ProtocolError(ValueError):
         self.pointer = pointer
 
 
+def pointer_token(name: str) -> str:
+    """A member name as one JSON Pointer reference token (RFC 6901: ~ is ~0, / is ~1)."""
+    return name.replace("~", "~0").replace("/", "~1")
+
+
 def canonical_bytes(value: Any) -> bytes:
     """Return the RFC 8785 canonical UTF-8 bytes of a JSON value.
 

@@ -16,7 +16,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from ledger.protocol.canonical import ProtocolError, canonical_bytes
+from ledger.protocol.canonical import ProtocolError, canonical_bytes, pointer_token
 from ledger.protocol.hashing import leaf_hash
 from ledger.protocol.keys import key_id, public_key_raw
 
@@ -77,11 +77,12 @@ def check_envelope_shape(envelope: Any, pointer: str = "") -> CheckedEnvelope:
         if missing:
             parts.append(f"missing {', '.join(missing)}")
         if extra:
-            parts.append(f"unexpected {', '.join(extra)}")
+            parts.append(f"unexpected {', '.join(repr(name) for name in extra)}")
+        first = extra[0] if extra else missing[0]
         raise ProtocolError(
             "invalid-envelope",
             "An envelope has exactly payload, key_id and signature: " + "; ".join(parts) + ".",
-            pointer,
+            f"{pointer}/{pointer_token(first)}",
         )
     payload, kid, signature = envelope["payload"], envelope["key_id"], envelope["signature"]
     if not isinstance(payload, dict):

@@ -50,7 +50,7 @@ def test_a_bulk_of_more_than_a_thousand_is_refused(world: World) -> None:
     ("spoil", "status", "code", "pointer"),
     [
         (lambda p, e: e["payload"].update(mass_g=11), 422, "bad-signature", "/signature"),
-        (lambda p, e: e.update(extra=1), 400, "invalid-envelope", ""),
+        (lambda p, e: e.update(extra=1), 400, "invalid-envelope", "/extra"),
         (
             lambda p, e: e.update(p.sign(dict(e["payload"], mass_g=1.5))),
             422,

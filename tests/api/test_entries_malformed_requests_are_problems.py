@@ -122,9 +122,9 @@ def test_a_lone_surrogate_in_an_envelope_member_name_is_a_400_not_a_server_error
     with nothing_written():
         response = post_raw(r, raw.encode())
         if bulk_wrapped:
-            body = assert_problem(response, 400, "invalid-envelope", "/entries/0", index=0)
+            body = assert_problem(response, 400, "invalid-envelope", "/entries/0/\\ud800x", index=0)
         else:
-            body = assert_problem(response, 400, "invalid-envelope", None)
+            body = assert_problem(response, 400, "invalid-envelope", "/\\ud800x")
     assert "x" in body["detail"]
     response.content.decode("utf-8")  # well-formed UTF-8 throughout
 
