@@ -274,7 +274,9 @@ class MerkleNode(models.Model):
     Level 0 (the leaves) is ``LogRecord.leaf_hash`` with ``seq == index`` and is not copied
     here. A perfect node never changes once its leaves exist, so ledger.transparency writes
     each once, when it integrates the leaves into a checkpoint, and serves every inclusion
-    or consistency proof from O(log n) of them.
+    or consistency proof from O(log n) of them. Its primary key is set, never generated:
+    ``index * 64 + level`` (``transparency.node_key``), so a proof's nodes are one
+    ``pk IN (...)`` lookup.
     """
 
     level = models.PositiveSmallIntegerField()

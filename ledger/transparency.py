@@ -15,8 +15,8 @@ C2SP says so.
 
 from __future__ import annotations
 
+import json
 import logging
-from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,11 +24,11 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import F
 
 from accounts.models import SigningKey
 from ledger.logkey import log_key_id, log_private_key, log_public_key_raw
-from ledger.models import Batch, Checkpoint, EntryBatch, LogRecord, MerkleNode
+from ledger.models import Batch, Checkpoint, EntryBatch, LinkRole, LogRecord, MerkleNode
 from ledger.origin import METHOD
 from ledger.protocol.bundle import BUNDLE_FORMAT
 from ledger.protocol.merkle import (
@@ -139,7 +139,7 @@ def _integrate(frontier: CompactRange) -> None:
                 leaves = []
                 break
             nodes += [
-                MerkleNode(level=n.level, index=n.index, hash=n.hash.hex())
+                MerkleNode(id=node_key(n.level, n.index), level=n.level, index=n.index, hash=n.hash.hex())
                 for n in frontier.append(bytes.fromhex(leaf))[1:]
             ]
         MerkleNode.objects.bulk_create(nodes, batch_size=2000)
@@ -166,25 +166,28 @@ def publish_soon() -> None:
 # -- the node store ------------------------------------------------------------------------
 
 
+def node_key(level: int, index: int) -> int:
+    """MerkleNode's primary key: one integer per position (levels stay below 64)."""
+    return (index << 6) | level
+
+
 def fetch_nodes(ids: Iterable[NodeId]) -> dict[tuple[int, int], bytes]:
-    """The hashes of these perfect nodes: one query for levels >= 1, one for the leaves."""
-    by_level: dict[int, set[int]] = defaultdict(set)
-    for nid in ids:
-        by_level[nid.level].add(nid.index)
-    found: dict[tuple[int, int], bytes] = {}
-    leaves = by_level.pop(0, set())
-    if by_level:
-        condition = Q()
-        for level, indexes in by_level.items():
-            condition |= Q(level=level, index__in=sorted(indexes))
-        for level, index, hex_hash in MerkleNode.objects.filter(condition).values_list(
-            "level", "index", "hash"
-        ):
-            found[(level, index)] = bytes.fromhex(hex_hash)
-    if leaves:
-        for seq, hex_hash in LogRecord.objects.filter(seq__in=sorted(leaves)).values_list("seq", "leaf_hash"):
-            found[(0, seq)] = bytes.fromhex(hex_hash)
-    return found
+    """The hashes of these perfect nodes in one query: stored nodes by primary key, leaves
+    (level 0) from the log, as a UNION ALL keyed alike (a leaf's key is ``seq * 64``)."""
+    wanted = list(ids)
+    keys = {node_key(nid.level, nid.index) for nid in wanted if nid.level}
+    seqs = {nid.index for nid in wanted if not nid.level}
+    if not keys and not seqs:
+        return {}
+    nodes = MerkleNode.objects.filter(pk__in=sorted(keys)).values_list("id", "hash")
+    leaves = (
+        LogRecord.objects.filter(seq__in=sorted(seqs))
+        .annotate(key=F("seq") * 64)
+        .values_list("key", "leaf_hash")
+        .order_by()
+    )
+    query = nodes.union(leaves, all=True) if keys and seqs else (nodes if keys else leaves)
+    return {(key & 63, key >> 6): bytes.fromhex(hex_hash) for key, hex_hash in query}
 
 
 def _getter(found: dict[tuple[int, int], bytes]) -> GetNode:
@@ -383,18 +386,22 @@ def receipt_inclusion(seq: int) -> dict[str, Any]:
 def build_bundle(batch: Batch) -> dict[str, Any]:
     """The ``magnet-ledger/bundle/v1`` document for ``batch`` (DESIGN "Bundle").
 
-    Holds every record linked to the batch or to any batch upstream of it, the
-    registration and revocation records of every key that signed one, a checkpoint
-    covering them all (published on the spot if the latest does not) with an inclusion
-    proof for each record, the log's identity and the figures the service reports for
-    the batch, which the offline verifier recomputes from the records. The caller has
-    checked that the requesting user may see ``batch``; an OEM may see every entry on a
-    batch of its pedigree, which is exactly what this contains.
+    Holds every record that made or moved the batch or a batch upstream of it (output
+    and subject links: intakes, the transforms of the pedigree, shipments, receipts,
+    assays, write-offs, attestations, but not a transform that consumed an upstream batch
+    into another branch), the registration and revocation records of every key that
+    signed one, a checkpoint covering them all (published on the spot if the latest does
+    not) with an inclusion proof for each record, the log's identity and the figures the
+    service reports for the batch, which the offline verifier recomputes from the records.
+    The caller has checked that the requesting user may see ``batch``: these are the
+    entries ``LogRecord.objects.visible_to`` shows an OEM holding it.
     """
     from ledger.services import ancestors_of
 
     batch_ids = {batch.id} | ancestors_of({batch.id})
-    linked = EntryBatch.objects.filter(batch_id__in=batch_ids).values("record_id")
+    linked = EntryBatch.objects.filter(
+        batch_id__in=batch_ids, role__in=[LinkRole.OUTPUT, LinkRole.SUBJECT]
+    ).values("record_id")
     records = list(LogRecord.objects.filter(seq__in=linked).values_list("seq", "canonical", "key_id"))
     signer_ids = {kid for _, _, kid in records} - {log_key_id()}
     keys = list(SigningKey.objects.filter(key_id__in=signer_ids).select_related("organisation"))
@@ -417,7 +424,7 @@ def build_bundle(batch: Batch) -> dict[str, Any]:
         {
             "leaf_hash": get_node(0, seq).hex(),
             "proof": [h.hex() for h in inclusion_proof_from_store(get_node, seq, size)],
-            "record": LogRecord(canonical=canonical).record,
+            "record": json.loads(canonical),
         }
         for seq, canonical, _ in records
     ]

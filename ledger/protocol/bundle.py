@@ -39,6 +39,7 @@ log for that.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import re
@@ -50,7 +51,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from ledger.origin import METHOD, ORIGINS, Contribution, OriginSplit
-from ledger.protocol.canonical import MAX_SAFE_INTEGER, ProtocolError, canonical_bytes, parse_json
+from ledger.protocol.canonical import MAX_SAFE_INTEGER, ProtocolError, canonical_bytes
 from ledger.protocol.envelope import ENVELOPE_FIELDS, RECORD_FIELDS, b64url_decode, record_bytes
 from ledger.protocol.hashing import ZERO_HASH_HEX, node_hash
 from ledger.protocol.keys import key_id as compute_key_id
@@ -58,7 +59,6 @@ from ledger.protocol.keys import public_key_from_bytes, public_key_raw
 from ledger.protocol.merkle import (
     CompactRange,
     ProofError,
-    hash_from_hex,
     root_from_inclusion_proof,
     verify_consistency,
 )
@@ -80,6 +80,10 @@ _HEX64 = re.compile(r"[0-9a-f]{64}")
 # Strings that JCS writes as they are (no escapes), so record_bytes can join them directly.
 _PLAIN_ASCII = re.compile(r"[\x20-\x21\x23-\x5b\x5d-\x7e]*")
 _B64URL_SIG = re.compile(r"[A-Za-z0-9_-]{85}[AQgw]")
+# recorded_at, prev, key_id and signature of a record, newline-joined: one match instead of four.
+_RECORD_STRINGS = re.compile(
+    r"[\x20-\x21\x23-\x5b\x5d-\x7e]*\n[0-9a-f]{64}\n[0-9a-f]{64}\n[A-Za-z0-9_-]{85}[AQgw]"
+)
 
 
 class BundleUnreadable(ProtocolError):
@@ -136,18 +140,34 @@ def _short(hex_text: str) -> str:
 def _plain_json(value: Any) -> bool:
     """True when json.dumps(sort_keys, compact, ensure_ascii=False) is exactly JCS for
     ``value``: no floats (the two differ on 1.0, 1e-7...), integers within I-JSON's range,
-    ASCII member names (so code-point order is UTF-16 order). Strings need no check: both
-    escape exactly '"', '\\\\' and the control characters, in the same forms."""
-    kind = type(value)
-    if kind is str or kind is bool or value is None:
-        return True
-    if kind is int:
-        return bool(-MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER)
-    if kind is dict:
-        return all(type(k) is str and k.isascii() and _plain_json(v) for k, v in value.items())
-    if kind is list:
-        return all(_plain_json(v) for v in value)
-    return False
+    string member names in ASCII (so code-point order is UTF-16 order). Strings need no
+    check: both escape exactly '"', '\\' and the control characters, in the same forms.
+    Iterative, with scalars checked in place: this runs once per record verified."""
+    limit = MAX_SAFE_INTEGER
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if type(node) is dict:
+            items: Iterable[Any] = node.values()
+            for key in node:
+                if type(key) is not str or not key.isascii():
+                    return False
+        elif type(node) is list:
+            items = node
+        else:
+            items = (node,)
+        for item in items:
+            kind = type(item)
+            if kind is str or kind is bool or item is None:
+                continue
+            if kind is int:
+                if not -limit <= item <= limit:
+                    return False
+            elif kind is dict or kind is list:
+                stack.append(item)
+            else:
+                return False
+    return True
 
 
 def fast_canonical_bytes(value: Any) -> bytes:
@@ -194,19 +214,21 @@ def parse_record(record: Any) -> ParsedRecord:
     seq, stamp, prev, envelope = record["seq"], record["recorded_at"], record["prev"], record["envelope"]
     if type(seq) is not int or not 0 <= seq <= MAX_SAFE_INTEGER:
         raise ProtocolError("invalid-record", "seq must be a non-negative integer")
-    if not isinstance(stamp, str) or not _PLAIN_ASCII.fullmatch(stamp):
-        raise ProtocolError("invalid-record", "recorded_at must be an RFC 3339 time")
-    if not isinstance(prev, str) or not _HEX64.fullmatch(prev):
-        raise ProtocolError("invalid-record", "prev must be 64 lowercase hex digits")
     if not isinstance(envelope, dict) or set(envelope) != ENVELOPE_FIELDS:
         raise ProtocolError("invalid-record", "an envelope has exactly payload, key_id and signature")
     payload, kid, signature = envelope["payload"], envelope["key_id"], envelope["signature"]
     if not isinstance(payload, dict):
         raise ProtocolError("invalid-record", "payload must be an object")
-    if not isinstance(kid, str) or not _HEX64.fullmatch(kid):
-        raise ProtocolError("invalid-record", "key_id must be 64 lowercase hex digits")
-    if not isinstance(signature, str) or not _B64URL_SIG.fullmatch(signature):
-        raise ProtocolError("invalid-record", "signature must be 64 bytes of canonical base64url")
+    strings = (stamp, prev, kid, signature)
+    if not all(isinstance(v, str) for v in strings) or not _RECORD_STRINGS.fullmatch("\n".join(strings)):
+        for value, pattern, what in (
+            (stamp, _PLAIN_ASCII, "recorded_at must be an RFC 3339 time"),
+            (prev, _HEX64, "prev must be 64 lowercase hex digits"),
+            (kid, _HEX64, "key_id must be 64 lowercase hex digits"),
+            (signature, _B64URL_SIG, "signature must be 64 bytes of canonical base64url"),
+        ):
+            if not isinstance(value, str) or not pattern.fullmatch(value):
+                raise ProtocolError("invalid-record", what)
     payload_bytes = fast_canonical_bytes(payload)
     data = record_bytes(seq, stamp, prev, kid, payload_bytes, signature)
     return ParsedRecord(seq, record, payload, payload_bytes, hashlib.sha256(b"\x00" + data).digest())
@@ -269,21 +291,19 @@ class RecordChecker:
         """Check one record's signature, key validity and chain link; records failures."""
         fail = self.report.fail
         seq, kid = rec.seq, rec.key_id
-        signature = b64url_decode(rec.record["envelope"]["signature"])
+        # parse_record checked the canonical base64url form, so the plain decoder is exact.
+        signature = base64.urlsafe_b64decode(rec.record["envelope"]["signature"] + "==")
         if kid == self.log_key_id:
             if rec.type not in KEY_RECORD_TYPES:
                 fail("key-validity", seq, "the log key to sign only key records", f"it signed a {rec.type!r}")
             public: Ed25519PublicKey | None = self.log_key
-            signer = "the log key"
         else:
             key = self.keys.get(kid)
             public = None if key is None else key.public_key
-            signer = f"key {_short(kid)}"
             if key is None:
                 fail("key-validity", seq, f"a key_registered record for key {_short(kid)}", "none")
             else:
                 org = rec.payload.get("org")
-                signer += f" of {key.org!r}"
                 if key.registered_seq >= seq:
                     fail(
                         "key-validity",
@@ -309,6 +329,7 @@ class RecordChecker:
             try:
                 public.verify(signature, rec.payload_bytes)
             except InvalidSignature:
+                signer = "the log key" if kid == self.log_key_id else f"key {_short(kid)}"
                 fail(
                     "signature",
                     seq,
@@ -331,22 +352,33 @@ class RecordChecker:
 # -- inclusion proofs against one root ---------------------------------------------------------
 
 
+def _decode(element: Any) -> bytes:
+    """One proof hash: exactly 64 lowercase hex digits. Every hash a remembered proof holds
+    went through here (or equals one that did), so comparing proofs as text is exact."""
+    if type(element) is not str or not _HEX64.fullmatch(element):
+        raise ProofError("proof hashes must be 64 lowercase hex digits each")
+    return bytes.fromhex(element)
+
+
 class InclusionChecker:
     """Verifies many inclusion proofs against one tree size and root.
 
-    Equivalent to ``merkle.verify_inclusion`` for each, but remembers the perfect nodes a
-    successful proof authenticated: the next leaf's climb stops at the first node already
-    known (equal: authenticated; different: refuted), so a bundle of neighbouring records
-    costs a few hashes per record instead of log2(size).
+    Accepts and refuses exactly what ``merkle.verify_inclusion`` does, but remembers, for
+    each perfect node a successful proof passed through, its hash and that proof: the path
+    from a node to the root is unique in a tree of a given size, so when the next leaf's
+    climb reaches a known node with the same hash and the rest of its proof equals the
+    remembered rest, it is proven without hashing further. A bundle of neighbouring
+    records costs a few hashes per record instead of log2(size). Proofs are given as the
+    hex strings of the bundle and decoded only as far as the climb goes.
     """
 
     def __init__(self, size: int, root: bytes) -> None:
         self.size = size
         self.root = root
-        self.known: dict[tuple[int, int], bytes] = {}
+        self.known: dict[tuple[int, int], tuple[bytes, list[str]]] = {}
 
-    def verify(self, leaf: bytes, index: int, proof: Sequence[bytes]) -> None:
-        """Raise ProofError unless ``proof`` proves ``leaf`` at ``index`` under the root."""
+    def verify(self, leaf: bytes, index: int, proof: list[str]) -> None:
+        """Raise ProofError unless ``proof`` (lowercase hex hashes) proves ``leaf`` at ``index``."""
         size = self.size
         if not 0 <= index < size:
             raise ProofError(f"seq {index} is not below the checkpoint's tree size {size}")
@@ -363,21 +395,22 @@ class InclusionChecker:
             position = (level, index >> level)
             seen = known.get(position)
             if seen is not None:
-                if seen == h:
+                if seen[0] == h and proof[level:] == seen[1][level:]:
+                    for below, value in learned:  # proven too, through the known node
+                        known[below] = (value, proof)
                     return
-                break  # refuted: let the full computation below name the root it leads to
+                break  # refuted: the full computation below names the root it leads to
             learned.append((position, h))
-            sibling = proof[level]
-            if level < inner - 1:  # the top inner sibling may be a non-perfect subtree
-                learned.append(((level, (index >> level) ^ 1), sibling))
+            sibling = _decode(proof[level])
             h = node_hash(sibling, h) if (index >> level) & 1 else node_hash(h, sibling)
         else:
-            for sibling in proof[inner:]:
-                h = node_hash(sibling, h)
+            for element in proof[inner:]:
+                h = node_hash(_decode(element), h)
             if h == self.root:
-                known.update(learned)
+                for position, value in learned:
+                    known[position] = (value, proof)
                 return
-        calculated = root_from_inclusion_proof(leaf, index, size, proof)
+        calculated = root_from_inclusion_proof(leaf, index, size, [_decode(e) for e in proof])
         raise ProofError(f"the proof leads to root {calculated.hex()}")
 
 
@@ -504,13 +537,20 @@ def _compare_shares(path: str, recomputed: Any, claimed: Any, report: Report) ->
 # -- the bundle --------------------------------------------------------------------------------
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 def load_bundle(data: bytes | str) -> dict[str, Any]:
     """Parse a bundle file strictly (UTF-8 JSON, no duplicate members); BundleUnreadable if
     it is not a ``magnet-ledger/bundle/v1`` document with every part present."""
+    # The C parser without a duplicate-member hook: what is verified is the parsed value
+    # (its canonical bytes must hash into the log), so a duplicate member cannot smuggle
+    # anything past the checks, and the hook would cost a Python call per object.
     try:
-        doc = parse_json(data)
-    except ProtocolError as exc:
-        raise BundleUnreadable(f"not a JSON document: {exc.detail}") from exc
+        doc = json.loads(data, parse_constant=_no_constant)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BundleUnreadable(f"not a JSON document: {exc}") from exc
     if not isinstance(doc, dict):
         raise BundleUnreadable("a bundle is a JSON object")
     if doc.get("format") != BUNDLE_FORMAT:
@@ -618,9 +658,11 @@ def verify_bundle(doc: dict[str, Any], trusted_vkey: str | None = None) -> Repor
         checker.check(rec)
         if inclusion is not None:
             try:
-                proof = [hash_from_hex(h) for h in item.get("proof", [])]
+                proof = item.get("proof")
+                if not isinstance(proof, list):
+                    raise ProofError("the record has no proof list")
                 inclusion.verify(rec.leaf, rec.seq, proof)
-            except (ProofError, TypeError) as exc:
+            except ProofError as exc:
                 report.fail(
                     "inclusion",
                     rec.seq,
