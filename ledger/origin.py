@@ -3,8 +3,10 @@
 The default method is proportional (controlled blending at batch level, ISO 22095): the
 material of a transform's outputs takes the origin split of the pooled inputs, for the total
 mass and per element. An element's share is ``None`` (unknown) where it would have to be
-guessed: an input without a composition whose share differs from the others'. An element that no input contains is left out of the output's split (not
-present is not the same as unknown). The method is a class so that a site-level mass-balance (credit) method can be added beside it.
+guessed: an input without a composition whose share differs from the others'. An element
+that no input contains is left out of the output's split (not present is not the same as
+unknown). The method is a class so that a site-level mass-balance (credit) method can be
+added beside it.
 """
 
 from __future__ import annotations
