@@ -24,7 +24,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import F, Q, Subquery
 
 from accounts.models import SigningKey
 from ledger.logkey import log_key_id, log_private_key, log_public_key_raw
@@ -207,16 +207,19 @@ def _store_getter(ids: Iterable[NodeId]) -> GetNode:
 # -- proofs --------------------------------------------------------------------------------
 
 
-def _require_checkpoint() -> Checkpoint:
-    latest = latest_checkpoint()
-    if latest is None:
+def _checkpoints(*sizes: int | None) -> tuple[Checkpoint, dict[int, Checkpoint]]:
+    """The latest checkpoint and those of exactly ``sizes`` that exist, in one query."""
+    latest_size = Checkpoint.objects.order_by("-size").values("size")[:1]
+    wanted = [s for s in sizes if s is not None]
+    found = {c.size: c for c in Checkpoint.objects.filter(Q(size__in=wanted) | Q(size=Subquery(latest_size)))}
+    if not found:
         raise ProofRequestError(
             "no-checkpoint",
             "No checkpoint has been published yet, so there is no tree to prove against; "
             "try again after the next checkpoint (at most a minute while the log grows).",
             404,
         )
-    return latest
+    return found[max(found)], found
 
 
 def _check_covered(size: int, latest: Checkpoint, name: str = "size") -> None:
@@ -275,14 +278,6 @@ class ConsistencyProof:
         }
 
 
-def _checkpoints_of(sizes: set[int], latest: Checkpoint) -> dict[int, Checkpoint]:
-    found = {latest.size: latest} if latest.size in sizes else {}
-    missing = sizes - set(found)
-    if missing:
-        found.update({c.size: c for c in Checkpoint.objects.filter(size__in=missing)})
-    return found
-
-
 def _root(size: int, checkpoints: dict[int, Checkpoint], get_node: GetNode) -> bytes:
     if size in checkpoints:
         return bytes.fromhex(checkpoints[size].root)
@@ -297,14 +292,13 @@ def inclusion_proof(index: int, size: int | None = None) -> InclusionProof:
     no-checkpoint (404), not-checkpointed (size beyond the latest checkpoint, 404),
     index-out-of-range (index >= size, 400; so size 0 always is).
     """
-    latest = _require_checkpoint()
+    latest, checkpoints = _checkpoints(size)
     size = latest.size if size is None else size
     _check_covered(size, latest)
     if index >= size:
         raise ProofRequestError(
             "index-out-of-range", f"Leaf index {index} is not below tree size {size}.", 400
         )
-    checkpoints = _checkpoints_of({size}, latest)
     wanted = [*nodes_for_inclusion(index, size), NodeId(0, index)]
     if size not in checkpoints:
         wanted += nodes_for_root(size)
@@ -326,7 +320,7 @@ def consistency_proof(first: int, second: int | None = None) -> ConsistencyProof
     empty-first-tree (first == 0, 400: RFC 9162 defines no proof from the empty tree),
     sizes-reversed (first > second, 400). ``first == second`` gives an empty proof.
     """
-    latest = _require_checkpoint()
+    latest, checkpoints = _checkpoints(first, second)
     second = latest.size if second is None else second
     _check_covered(second, latest, "second")
     if first == 0:
@@ -340,7 +334,6 @@ def consistency_proof(first: int, second: int | None = None) -> ConsistencyProof
         raise ProofRequestError(
             "sizes-reversed", f"first={first} is larger than second={second}; a log only grows.", 400
         )
-    checkpoints = _checkpoints_of({first, second}, latest)
     wanted = nodes_for_consistency(first, second)
     for size in {first, second} - set(checkpoints):
         wanted += nodes_for_root(size)
@@ -359,22 +352,24 @@ def consistency_proof(first: int, second: int | None = None) -> ConsistencyProof
 def receipt_inclusion(seq: int) -> dict[str, Any]:
     """The ``inclusion`` part of an entry's receipt: its proof against the latest
     checkpoint once one covers it, else null with a note saying when to come back."""
-    latest = latest_checkpoint()
-    if latest is None or seq >= latest.size:
-        covered = "no checkpoint yet" if latest is None else f"the latest covers {latest.size} entries"
+    try:
+        proof = inclusion_proof(seq)
+    except ProofRequestError as exc:
+        if exc.code not in ("no-checkpoint", "index-out-of-range"):
+            raise
         return {
             "inclusion": None,
             "inclusion_note": (
-                f"Entry {seq} is not covered by a checkpoint yet ({covered}); checkpoints are "
-                "published at least every minute while the log grows."
+                f"Entry {seq} is not covered by a checkpoint yet ({exc.detail.rstrip('.')}); "
+                "checkpoints are published at least every minute while the log grows."
             ),
         }
-    proof = inclusion_proof(seq, latest.size)
+    assert proof.checkpoint is not None  # the size asked was the latest checkpoint's
     return {
         "inclusion": {
-            "checkpoint_size": latest.size,
+            "checkpoint_size": proof.size,
             "root": proof.root.hex(),
-            "checkpoint": latest.note,
+            "checkpoint": proof.checkpoint.note,
             "proof": [h.hex() for h in proof.proof],
         }
     }

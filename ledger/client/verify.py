@@ -252,9 +252,7 @@ def cmd_verify_log(args: argparse.Namespace) -> int:
             info = client.get("/api/v1/log/")
             report = Report(scope="log")
             pinned = _read_vkey(args.vkey) or (state or {}).get("vkey")
-            verifier = trust_anchor(str(info.get("vkey", "")), pinned, report)
-            if state is not None and not args.vkey:
-                report.warnings = [w for w in report.warnings if not w.startswith("trust on first use")]
+            verifier = trust_anchor(str(info.get("vkey", "")), pinned, report, source="the server")
             trusted = pinned or str(info.get("vkey"))
             note = _get_text(client, "/api/v1/log/checkpoint/", args.timeout)
             checkpoint = verify_checkpoint_note(note, verifier, report)
