@@ -45,19 +45,24 @@ class IsAuditorOrOperator(permissions.BasePermission):
         return bool(getattr(user, "is_superuser", False) or (org is not None and org.is_auditor))
 
 
-def _count(request: Request, name: str, required: bool) -> int | None:
+def _optional_count(request: Request, name: str) -> int | None:
+    """A non-negative decimal query parameter, or None when absent."""
     raw = request.query_params.get(name)
     if raw is None or raw == "":
-        if required:
-            raise transparency.ProofRequestError(
-                "invalid-request", f"The query parameter {name} is required."
-            )
         return None
     if not _COUNT.fullmatch(raw):
         raise transparency.ProofRequestError(
             "invalid-request", f"{name}={raw!r} is not a non-negative integer (decimal digits only)."
         )
     return int(raw)
+
+
+def _count(request: Request, name: str) -> int:
+    """A required non-negative decimal query parameter."""
+    value = _optional_count(request, name)
+    if value is None:
+        raise transparency.ProofRequestError("invalid-request", f"The query parameter {name} is required.")
+    return value
 
 
 def _problem(exc: transparency.ProofRequestError) -> Response:
@@ -130,9 +135,7 @@ class InclusionProofView(APIView):
 
     def get(self, request: Request) -> Response:
         try:
-            index = _count(request, "index", required=True)
-            assert index is not None
-            proof = transparency.inclusion_proof(index, _count(request, "size", required=False))
+            proof = transparency.inclusion_proof(_count(request, "index"), _optional_count(request, "size"))
         except transparency.ProofRequestError as exc:
             return _problem(exc)
         return Response(proof.as_json())
@@ -153,9 +156,9 @@ class ConsistencyProofView(APIView):
 
     def get(self, request: Request) -> Response:
         try:
-            first = _count(request, "first", required=True)
-            assert first is not None
-            proof = transparency.consistency_proof(first, _count(request, "second", required=False))
+            proof = transparency.consistency_proof(
+                _count(request, "first"), _optional_count(request, "second")
+            )
         except transparency.ProofRequestError as exc:
             return _problem(exc)
         return Response(proof.as_json())

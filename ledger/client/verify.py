@@ -250,6 +250,8 @@ def cmd_verify_log(args: argparse.Namespace) -> int:
         state = _load_state(state_path)
         with LedgerClient(args.url, args.token, attempts=args.retries, timeout=args.timeout) as client:
             info = client.get("/api/v1/log/")
+            if not isinstance(info, dict):
+                raise CannotCheck(f"{client.url('/api/v1/log/')} did not describe a log")
             report = Report(scope="log")
             pinned = _read_vkey(args.vkey) or (state or {}).get("vkey")
             verifier = trust_anchor(str(info.get("vkey", "")), pinned, report, source="the server")
