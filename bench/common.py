@@ -17,9 +17,10 @@ import secrets
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -409,17 +410,26 @@ def free_port() -> int:
 
 
 class Gunicorn:
-    """``gunicorn ledger.wsgi -w WORKERS -b 127.0.0.1:PORT`` as a context manager; waits for
-    /healthz and stops the server (SIGTERM, then SIGKILL) on exit."""
+    """gunicorn serving ledger.wsgi on 127.0.0.1 (a free port) with ``workers`` workers, as a
+    context manager; waits for /healthz and stops the server (SIGTERM, then SIGKILL) on exit.
+
+    With deploy/gunicorn.conf.py present it is the operator's configuration (sync workers,
+    preload, access log) with the worker count and address overridden on the command line;
+    without it, plain ``gunicorn ledger.wsgi -w WORKERS -b ADDRESS``.
+    """
+
+    CONFIG = REPO / "deploy" / "gunicorn.conf.py"
 
     def __init__(self, env: dict[str, str], work_dir: Path, workers: int = 2, extra: Sequence[str] = ()):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = work_dir / f"gunicorn-{self.port}.log"
+        config = ["-c", str(self.CONFIG)] if self.CONFIG.exists() else []
         self.command = [
             sys.executable,
             "-m",
             "gunicorn",
+            *config,
             "ledger.wsgi",
             "-w",
             str(workers),
@@ -429,6 +439,11 @@ class Gunicorn:
         ]
         self.env = {**os.environ, **env}
         self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def described(self) -> str:
+        """The command line, as the docs quote it."""
+        return " ".join(["gunicorn", *self.command[3:]]).replace(str(REPO) + "/", "")
 
     def __enter__(self) -> Gunicorn:
         log = self.log.open("wb")
@@ -460,6 +475,109 @@ class Gunicorn:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(timeout=5)
+
+
+# -- CPU accounting ---------------------------------------------------------------------
+
+CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def process_cpu(pid: int) -> float | None:
+    """User + system CPU seconds a process has used so far (None once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def _proc_entries() -> Iterator[tuple[int, list[str]]]:
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                yield int(entry.name), (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+
+
+def children_of(pid: int) -> list[int]:
+    return [child for child, fields in _proc_entries() if int(fields[1]) == pid]
+
+
+def backends_of(database: str) -> list[int]:
+    """PostgreSQL backends serving ``database``: found by their process title
+    ("postgres: 15/main: user database host(port) state"), so no query is needed."""
+    found = []
+    for pid, _ in _proc_entries():
+        try:
+            title = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if title.startswith("postgres:") and f" {database} " in title:
+            found.append(pid)
+    return found
+
+
+class CpuMeter:
+    """CPU seconds used by a changing set of processes over a span (a sampler thread reads
+    /proc every ``interval``, so a process that exits loses at most that much).
+
+    Machines here are shared: wall-clock rates move with the neighbours' load, CPU time per
+    entry much less. Where /proc is missing (not Linux) ``seconds`` stays NaN.
+    """
+
+    def __init__(self, find_pids: Callable[[], Iterable[int]], interval: float = 0.5) -> None:
+        self.find_pids = find_pids
+        self.interval = interval
+        self.seconds = float("nan")
+        self._start: dict[int, float] = {}
+        self._last: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self) -> None:
+        for pid in self.find_pids():
+            cpu = process_cpu(pid)
+            if cpu is not None:
+                self._last[pid] = cpu
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._sample()
+
+    def __enter__(self) -> CpuMeter:
+        if not Path("/proc/self/stat").exists():
+            return self
+        self._sample()
+        self._start = dict(self._last)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not self._thread.is_alive():
+            return
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+        self.seconds = sum(cpu - self._start.get(pid, 0.0) for pid, cpu in self._last.items())
+
+
+def server_pids(server: Gunicorn, database: str) -> Callable[[], list[int]]:
+    """The processes that serve a request: gunicorn's master and workers, and the
+    PostgreSQL backends of the benchmark database."""
+
+    def find() -> list[int]:
+        master = server.process.pid if server.process is not None else 0
+        return [master, *children_of(master), *backends_of(database)]
+
+    return find
+
+
+def current_database() -> str:
+    from django.db import connection
+
+    name: str = connection.settings_dict["NAME"]
+    return name
 
 
 # -- reporting --------------------------------------------------------------------------

@@ -20,6 +20,7 @@ import base64
 import contextlib
 import hashlib
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -42,13 +43,16 @@ from bench.common import (
     BENCH_REDIS_DB,
     NEEDS,
     BenchOrg,
+    CpuMeter,
     EnvelopeFactory,
     Gunicorn,
+    backends_of,
     bench_database_url,
     bench_redis_url,
     bootstrap_django,
     bulk_body,
     chunks,
+    current_database,
     ensure_database,
     envelope_bytes,
     flush_redis,
@@ -56,6 +60,7 @@ from bench.common import (
     make_orgs,
     redis_reachable,
     reset_world,
+    server_pids,
     verdict,
     wipe_ledger,
 )
@@ -70,10 +75,24 @@ TARGET_COST = 2.0
 # -- (a) the bare loop ------------------------------------------------------------------
 
 
-def bare_loop(raw: Sequence[bytes], public_keys: dict[str, Ed25519PublicKey]) -> float:
-    """Seconds for parse + JCS + leaf hash + verify over ``raw``, chaining like the log."""
+@dataclass
+class Span:
+    """Wall-clock seconds of a measured span, and the CPU seconds the measured processes
+    used in it (NaN where /proc is unavailable)."""
+
+    wall: float
+    cpu: float
+
+
+def median_span(spans: Sequence[Span]) -> Span:
+    return Span(statistics.median(s.wall for s in spans), statistics.median(s.cpu for s in spans))
+
+
+def bare_loop(raw: Sequence[bytes], public_keys: dict[str, Ed25519PublicKey]) -> Span:
+    """Parse + JCS + leaf hash + verify over ``raw``, chaining like the log (this thread)."""
     stamp = "2026-11-27T00:00:00.000000Z"
     prev = "0" * 64
+    cpu = time.thread_time()
     start = time.perf_counter()
     for seq, data in enumerate(raw):
         envelope = json.loads(data)
@@ -82,16 +101,16 @@ def bare_loop(raw: Sequence[bytes], public_keys: dict[str, Ed25519PublicKey]) ->
         public_keys[kid].verify(base64.urlsafe_b64decode(signature + "=="), payload_bytes)
         record = record_bytes(seq, stamp, prev, kid, payload_bytes, signature)
         prev = hashlib.sha256(b"\x00" + record).hexdigest()
-    return time.perf_counter() - start
+    return Span(time.perf_counter() - start, time.thread_time() - cpu)
 
 
-def baseline_loop(raw: Sequence[bytes], orgs: Sequence[BenchOrg], repeats: int = 3) -> float:
-    """(a) entries/s of the bare loop in this process (median of ``repeats``)."""
+def baseline_loop(raw: Sequence[bytes], orgs: Sequence[BenchOrg], repeats: int = 3) -> Span:
+    """(a) the bare loop in this process (median of ``repeats``)."""
     keys = {o.key_id: o.key.public_key() for o in orgs}
-    return len(raw) / statistics.median(bare_loop(raw, keys) for _ in range(repeats))
+    return median_span([bare_loop(raw, keys) for _ in range(repeats)])
 
 
-def _loop_in_child(raw: Sequence[bytes], keys_raw: dict[str, bytes]) -> float:
+def _loop_in_child(raw: Sequence[bytes], keys_raw: dict[str, bytes]) -> Span:
     keys = {k: Ed25519PublicKey.from_public_bytes(v) for k, v in keys_raw.items()}
     return bare_loop(raw, keys)
 
@@ -104,6 +123,7 @@ def baseline_loop_parallel(raw: Sequence[bytes], orgs: Sequence[BenchOrg], proce
     keys_raw = {o.key_id: public_key_raw(o.key) for o in orgs}
     parts = [raw[i::processes] for i in range(processes)]
     with ProcessPoolExecutor(processes) as pool:
+        list(pool.map(_loop_in_child, [raw[:10]] * processes, [keys_raw] * processes))  # start them
         start = time.perf_counter()
         list(pool.map(_loop_in_child, parts, [keys_raw] * processes))
         elapsed = time.perf_counter() - start
@@ -169,24 +189,30 @@ def intake_rows(envelopes: Sequence[dict[str, Any]], orgs: Sequence[BenchOrg]) -
     return out
 
 
-def orm_insert(rows: list[tuple[list[Any], ...]]) -> float:
-    """Seconds to bulk_create the precomputed rows, one transaction per chunk."""
-    from django.db import transaction
+def orm_insert(rows: list[tuple[list[Any], ...]]) -> Span:
+    """bulk_create the precomputed rows, one transaction per chunk; the CPU counted is this
+    thread's and the PostgreSQL backends' of the benchmark database."""
+    from django.db import connection, transaction
 
     from ledger.models import Access, Batch, EntryBatch, LogRecord
 
-    start = time.perf_counter()
-    for records, batches, links, grants in rows:
-        with transaction.atomic():
-            LogRecord.objects.bulk_create(records)
-            Batch.objects.bulk_create(batches)
-            EntryBatch.objects.bulk_create(links)
-            Access.objects.bulk_create(grants, ignore_conflicts=True)
-    return time.perf_counter() - start
+    connection.ensure_connection()
+    database = current_database()
+    cpu = time.thread_time()
+    with CpuMeter(lambda: backends_of(database)) as backends:
+        start = time.perf_counter()
+        for records, batches, links, grants in rows:
+            with transaction.atomic():
+                LogRecord.objects.bulk_create(records)
+                Batch.objects.bulk_create(batches)
+                EntryBatch.objects.bulk_create(links)
+                Access.objects.bulk_create(grants, ignore_conflicts=True)
+        wall = time.perf_counter() - start
+    return Span(wall, time.thread_time() - cpu + backends.seconds)
 
 
-def baseline_orm(envelopes: Sequence[dict[str, Any]], orgs: Sequence[BenchOrg], repeats: int = 3) -> float:
-    """(b) entries/s of the plain bulk insert (median of ``repeats``, each on an empty log)."""
+def baseline_orm(envelopes: Sequence[dict[str, Any]], orgs: Sequence[BenchOrg], repeats: int = 3) -> Span:
+    """(b) the plain bulk insert (median of ``repeats``, each on an empty log)."""
     from ledger.models import Access, Batch, EntryBatch, LogRecord
 
     times = []
@@ -198,7 +224,7 @@ def baseline_orm(envelopes: Sequence[dict[str, Any]], orgs: Sequence[BenchOrg], 
         if counts != [len(envelopes)] * 4:
             raise RuntimeError(f"the plain insert wrote {counts} rows, not {len(envelopes)} of each")
     wipe_ledger()
-    return len(envelopes) / statistics.median(times)
+    return median_span(times)
 
 
 # -- (c) the system over HTTP -----------------------------------------------------------
@@ -261,9 +287,10 @@ def interleave(lanes: Sequence[Sequence[Job]]) -> list[Job]:
 
 def measure_system(
     server: Gunicorn, lanes: Sequence[Sequence[Job]], clients: int, orgs: Sequence[BenchOrg]
-) -> tuple[float, int]:
-    """(entries/s, records written) for ``lanes`` sent by 1 client (interleaved) or by one
-    client per lane, starting from an empty ledger and an empty broker."""
+) -> Span:
+    """Send ``lanes`` by 1 client (interleaved) or by one client per lane, starting from an
+    empty ledger and an empty broker; CPU is the server's (gunicorn and its PostgreSQL
+    backends), not the clients'."""
     from ledger.models import LogRecord
 
     reset_world(orgs)
@@ -271,12 +298,13 @@ def measure_system(
     keys = LogRecord.objects.count()
     entries = sum(j.entries for lane in lanes for j in lane)
     plan = [interleave(lanes)] if clients == 1 else [list(lane) for lane in lanes]
-    elapsed = post_jobs(server.url, plan)
+    with CpuMeter(server_pids(server, current_database())) as meter:
+        elapsed = post_jobs(server.url, plan)
     flush_redis(server.env["REDIS_URL"])
     written = LogRecord.objects.count() - keys
     if written != entries:
         raise RuntimeError(f"{entries} entries sent but {written} records written")
-    return entries / elapsed, written
+    return Span(elapsed, meter.seconds)
 
 
 def mixed_lanes(
@@ -310,6 +338,7 @@ def run(
     units: int = 2_000,
     repeats: int = 3,
     server: Gunicorn | None = None,
+    workers: int = 2,
 ) -> dict[str, Any]:
     """The whole ingest benchmark; returns every figure and ratio. The baselines take the
     median of ``repeats``; ``server`` is a running gunicorn to use instead of starting one."""
@@ -327,23 +356,35 @@ def run(
     canonical = statistics.mean(len(rfc8785.dumps(e)) for e in intakes[:1000])
 
     r: dict[str, Any] = {"n": n, "mixed_n": len(mixed_raw), "envelope_bytes": round(canonical)}
-    r["a"] = baseline_loop(raw, everyone, repeats)
+    spans: dict[str, Span] = {}
+    spans["a"] = baseline_loop(raw, everyone, repeats)
     r["a_2proc"] = baseline_loop_parallel(raw, everyone, 2)
-    r["a_mixed"] = baseline_loop(mixed_raw, everyone, repeats)
-    r["b"] = baseline_orm(intakes, recyclers, repeats)
+    spans["a_mixed"] = baseline_loop(mixed_raw, everyone, repeats)
+    spans["b"] = baseline_orm(intakes, recyclers, repeats)
     with contextlib.ExitStack() as stack:
         if server is None:
-            server = stack.enter_context(Gunicorn(env, work_dir))
-        r["c1"], _ = measure_system(server, jobs, 1, everyone)
-        r["c2"], _ = measure_system(server, jobs, 2, everyone)
-        r["m1"], _ = measure_system(server, lanes, 1, everyone)
-        r["m2"], _ = measure_system(server, lanes, 2, everyone)
+            server = stack.enter_context(Gunicorn(env, work_dir, workers))
+        r["server"] = server.described
+        spans["c1"] = measure_system(server, jobs, 1, everyone)
+        spans["c2"] = measure_system(server, jobs, 2, everyone)
+        spans["m1"] = measure_system(server, lanes, 1, everyone)
+        spans["m2"] = measure_system(server, lanes, 2, everyone)
+    for name, span in spans.items():
+        count = len(mixed_raw) if name.startswith(("m", "a_mixed")) else n
+        r[name] = count / span.wall  # entries/s
+        r[f"{name}_cpu_us"] = span.cpu / count * 1e6  # CPU µs per entry
     r["c2_vs_a"] = r["c2"] / r["a"]
     r["c1_vs_a"] = r["c1"] / r["a"]
     r["m2_vs_a"] = r["m2"] / r["a_mixed"]
     # Cost per entry of the system over the plain insert = rate(b) / rate(system).
     r["cost_c1"] = r["b"] / r["c1"]
     r["cost_c2"] = r["b"] / r["c2"]
+    # The same ratios from CPU time, which the neighbours' load disturbs much less: what
+    # 2 idle cores could do if the server's CPU per entry were spread over both.
+    cores = os.cpu_count() or 1
+    r["capacity"] = cores / (r["c1_cpu_us"] / 1e6)
+    r["capacity_vs_a"] = r["capacity"] / (1e6 / r["a_cpu_us"])
+    r["cpu_cost"] = r["c1_cpu_us"] / r["b_cpu_us"]
     r["ok_rate"] = r["c2"] >= TARGET_RATE
     r["ok_vs_a"] = r["c2_vs_a"] >= TARGET_VS_LOOP
     r["ok_cost"] = r["cost_c1"] <= TARGET_COST
@@ -352,17 +393,24 @@ def run(
 
 def report(r: dict[str, Any]) -> str:
     """The figures as a plain-text table."""
+
+    def row(label: str, key: str) -> str:
+        cpu = r.get(f"{key}_cpu_us")
+        cpu_text = f"{cpu:>8,.0f} µs CPU/entry" if cpu is not None and cpu == cpu else ""
+        return f"  {label:<48} {r[key]:>9,.0f} entries/s  {cpu_text}"
+
     lines = [
         f"bulk ingest: {r['n']:,} intakes (~{r['envelope_bytes']} B JCS envelope), mixed: {r['mixed_n']:,} "
         "entries (intake, dismantling, ship, receive, HPMS); bulks of 1,000",
-        f"  (a)  bare loop parse+JCS+hash+verify, 1 process  {r['a']:>9,.0f} entries/s",
-        f"  (a') the same loop over 2 processes              {r['a_2proc']:>9,.0f} entries/s",
-        f"  (a)  bare loop over the mixed envelopes          {r['a_mixed']:>9,.0f} entries/s",
-        f"  (b)  ORM bulk_create of the same rows            {r['b']:>9,.0f} entries/s",
-        f"  (c)  system, HTTP+gunicorn -w 2+PG, 1 client     {r['c1']:>9,.0f} entries/s",
-        f"  (c)  system, 2 clients                           {r['c2']:>9,.0f} entries/s",
-        f"  (m)  system, mixed, 1 client                     {r['m1']:>9,.0f} entries/s",
-        f"  (m)  system, mixed, 2 clients                    {r['m2']:>9,.0f} entries/s",
+        row("(a)  bare loop parse+JCS+hash+verify, 1 process", "a"),
+        row("(a') the same loop over 2 processes", "a_2proc"),
+        row("(a)  bare loop over the mixed envelopes", "a_mixed"),
+        row("(b)  ORM bulk_create of the same rows", "b"),
+        f"  server: {r['server']}",
+        row("(c)  system over HTTP, 1 client", "c1"),
+        row("(c)  system, 2 clients", "c2"),
+        row("(m)  system, mixed, 1 client", "m1"),
+        row("(m)  system, mixed, 2 clients", "m2"),
         f"  system(2 clients) / (a)  = {r['c2_vs_a']:.2f}  "
         f"(target >= {TARGET_VS_LOOP}: {verdict(r['ok_vs_a'])})",
         f"  system(1 client) / (a)   = {r['c1_vs_a']:.2f}",
@@ -371,6 +419,9 @@ def report(r: dict[str, Any]) -> str:
         f"{verdict(r['ok_cost'])}); with 2 clients {r['cost_c2']:.2f}",
         f"  absolute (2 clients) {r['c2']:,.0f} entries/s  (target >= {TARGET_RATE:,.0f}: "
         f"{verdict(r['ok_rate'])})",
+        f"  from CPU time (load-insensitive): server CPU/entry / (b) = {r['cpu_cost']:.2f}; "
+        f"{os.cpu_count()} idle cores could ingest ~{r['capacity']:,.0f} entries/s "
+        f"= {r['capacity_vs_a']:.2f} x (a)",
     ]
     return "\n".join(lines)
 
@@ -378,8 +429,6 @@ def report(r: dict[str, Any]) -> str:
 def prepare() -> tuple[dict[str, str], Path] | None:
     """Bootstrap Django against the benchmark database and broker, or explain what is
     missing (and return None)."""
-    import os
-
     url = os.environ.get("DATABASE_URL", "")
     needs = NEEDS.format(bench_db=BENCH_DB_NAME, redis_db=BENCH_REDIS_DB)
     if not url and not os.environ.get("BENCH_DATABASE_URL"):
@@ -404,6 +453,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--units", type=int, default=2_000, help="mixed-scenario units per lane (5 entries each)"
     )
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2, one per core)")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args(argv)
     prepared = prepare()
@@ -414,7 +464,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"{info['date']}  {info['cpu']}  nproc={info['nproc']}  python {info['python']}  load {info['load']}"
     )
-    result = run(env, work_dir, args.n, args.units)
+    result = run(env, work_dir, args.n, args.units, workers=args.workers)
     result["machine"] = info
     print(report(result))
     if args.json:

@@ -75,6 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--requests", type=int, default=2_000, help="single-submit requests (default 2,000)")
     parser.add_argument("--quick", action="store_true", help="n=4,000, units=400, requests=400")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2, one per core)")
     parser.add_argument("--json", type=Path, help="also write every figure to this file")
     args = parser.parse_args(argv)
     if args.quick:
@@ -88,9 +89,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{before['date']}  {before['cpu']}  nproc={before['nproc']}  python {before['python']}  "
         f"load {before['load']}  revision {revision()}\n"
     )
-    bulk = ingest.run(env, work_dir, args.n, args.units)
+    bulk = ingest.run(env, work_dir, args.n, args.units, workers=args.workers)
     print(ingest.report(bulk) + "\n")
-    single = single_submit.run(env, work_dir, args.requests)
+    single = single_submit.run(env, work_dir, args.requests, workers=args.workers)
     print(single_submit.report(single) + "\n")
     after = machine()
     print(f"load before {before['load']}, after {after['load']}\n")

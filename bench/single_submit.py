@@ -27,14 +27,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import (
     BenchOrg,
+    CpuMeter,
     EnvelopeFactory,
     Gunicorn,
+    current_database,
     envelope_bytes,
     flush_redis,
     machine,
     make_orgs,
     percentile,
     reset_world,
+    server_pids,
     verdict,
 )
 from bench.ingest import prepare
@@ -117,6 +120,7 @@ def run(
     requests: int = 2_000,
     clients: int = CLIENTS,
     server: Gunicorn | None = None,
+    workers: int = 2,
 ) -> dict[str, Any]:
     """The single-submit benchmark; returns every figure and ratio. ``server`` is a running
     gunicorn to use instead of starting one."""
@@ -143,16 +147,21 @@ def run(
 
     with contextlib.ExitStack() as stack:
         if server is None:
-            server = stack.enter_context(Gunicorn(env, work_dir))
-        floor = load(server.url, orgs, per_client, healthz, 200)
+            server = stack.enter_context(Gunicorn(env, work_dir, workers))
+        described = server.described
+        processes = server_pids(server, current_database())
+        with CpuMeter(processes) as floor_cpu:
+            floor = load(server.url, orgs, per_client, healthz, 200)
         flush_redis(server.env["REDIS_URL"])
-        entries = load(server.url, orgs, per_client, submit, 201)
+        with CpuMeter(processes) as entries_cpu:
+            entries = load(server.url, orgs, per_client, submit, 201)
         flush_redis(server.env["REDIS_URL"])
     written = LogRecord.objects.count() - before
     if written != (WARMUP + per_client) * clients:
         raise RuntimeError(f"{(WARMUP + per_client) * clients} entries sent but {written} records written")
     r: dict[str, Any] = {
         "clients": clients,
+        "server": described,
         "requests": per_client * clients,
         "submit_p50": entries.p50,
         "submit_p99": entries.p99,
@@ -161,6 +170,10 @@ def run(
         "healthz_p99": floor.p99,
         "healthz_rate": floor.rate,
     }
+    sent = (WARMUP + per_client) * clients  # the meters include the warm-up requests
+    r["submit_cpu_ms"] = entries_cpu.seconds / sent * 1000
+    r["healthz_cpu_ms"] = floor_cpu.seconds / sent * 1000
+    r["cpu_vs_healthz"] = r["submit_cpu_ms"] / r["healthz_cpu_ms"]
     r["p50_vs_healthz"] = entries.p50 / floor.p50
     r["p99_vs_healthz"] = entries.p99 / floor.p99
     r["ok_p50"] = entries.p50 <= TARGET_P50_MS
@@ -172,14 +185,14 @@ def report(r: dict[str, Any]) -> str:
     """The figures as a plain-text table."""
     return "\n".join(
         [
-            f"single-entry submit: {r['requests']:,} requests from {r['clients']} concurrent clients "
-            "(gunicorn -w 2, PostgreSQL)",
+            f"single-entry submit: {r['requests']:,} requests from {r['clients']} concurrent clients",
+            f"  server: {r['server']}",
             f"  GET /healthz (baseline)   p50 {r['healthz_p50']:7.2f} ms  p99 {r['healthz_p99']:7.2f} ms  "
-            f"{r['healthz_rate']:7,.0f} req/s",
+            f"{r['healthz_rate']:7,.0f} req/s  {r['healthz_cpu_ms']:6.2f} ms server CPU/request",
             f"  POST one intake           p50 {r['submit_p50']:7.2f} ms  p99 {r['submit_p99']:7.2f} ms  "
-            f"{r['submit_rate']:7,.0f} req/s",
+            f"{r['submit_rate']:7,.0f} req/s  {r['submit_cpu_ms']:6.2f} ms server CPU/request",
             f"  submit / healthz          p50 x{r['p50_vs_healthz']:.1f}        "
-            f"p99 x{r['p99_vs_healthz']:.1f}",
+            f"p99 x{r['p99_vs_healthz']:.1f}        server CPU x{r['cpu_vs_healthz']:.1f}",
             f"  targets: p50 <= {TARGET_P50_MS:.0f} ms {verdict(r['ok_p50'])}, "
             f"p99 <= {TARGET_P99_MS:.0f} ms {verdict(r['ok_p99'])}",
         ]
@@ -192,6 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--requests", type=int, default=2_000, help="timed requests in all (default 2,000)")
     parser.add_argument("--clients", type=int, default=CLIENTS, help="concurrent clients (default 8)")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2, one per core)")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args(argv)
     prepared = prepare()
@@ -202,7 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"{info['date']}  {info['cpu']}  nproc={info['nproc']}  python {info['python']}  load {info['load']}"
     )
-    result = run(env, work_dir, args.requests, args.clients)
+    result = run(env, work_dir, args.requests, args.clients, workers=args.workers)
     result["machine"] = info
     print(report(result))
     if args.json:

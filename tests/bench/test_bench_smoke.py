@@ -68,6 +68,9 @@ def test_both_benchmarks_measure_every_path_and_write_the_rows(
 
     for name in ("a", "a_2proc", "a_mixed", "b", "c1", "c2", "m1", "m2", "c2_vs_a", "cost_c1"):
         assert _positive(bulk[name]), (name, bulk[name])
+    for name in ("a_cpu_us", "b_cpu_us", "c1_cpu_us", "m2_cpu_us"):
+        # CPU is read from /proc in clock ticks: at this N it may round to 0, never below.
+        assert math.isfinite(bulk[name]) and bulk[name] >= 0, (name, bulk[name])
     assert bulk["mixed_n"] == 2 * 4 * 5
     assert 550 < bulk["envelope_bytes"] < 800  # realistic size, as docs/PERFORMANCE.md claims
     assert "entries/s" in ingest.report(bulk)
