@@ -304,7 +304,8 @@ def process_imbalance(t: Transform, limits: Limits) -> Finding | None:
         return None
     accounted = t.output_g + t.loss_g
     diff = accounted - t.input_g
-    if Fraction(abs(diff), t.input_g) <= limits.balance_tolerance:
+    tol = limits.balance_tolerance
+    if abs(diff) * tol.denominator <= tol.numerator * t.input_g:
         return None
     kind = "leakage" if diff < 0 else "unrecorded_material"
     return _transform_finding(
@@ -363,7 +364,7 @@ def yield_out_of_range(t: Transform, limits: Limits) -> Finding | None:
     if limits.yield_min is None and limits.yield_max is None and not limits.swarf_required:
         return None
     products = product_outputs(t, limits)
-    evidence: dict[str, Any] = {"basis": limits.yield_basis, "products": [p.batch for p in products]}
+    evidence: dict[str, Any] = {"basis": limits.yield_basis}
     problems = []
     low, high = limits.yield_min, limits.yield_max
     ratio: Fraction | None = None
@@ -384,23 +385,24 @@ def yield_out_of_range(t: Transform, limits: Limits) -> Finding | None:
             low = None if low is None else low * factor
             high = None if high is None else high * factor
     if ratio is not None:
+        if low is not None and ratio < low:
+            problems.append(f"yield {_num(ratio)} below {_num(low)}")
+        if high is not None and ratio > high:
+            problems.append(f"yield {_num(ratio)} above {_num(high)}")
+    swarf_g = sum(o.mass_g for o in t.outputs if o.material == "swarf")
+    if limits.swarf_required and swarf_g == 0:
+        problems.append("no swarf output reported")
+    if not problems:
+        return None
+    evidence["products"] = [p.batch for p in products]
+    if ratio is not None:
         evidence.update(
             actual=_num(ratio),
             expected_min=None if low is None else _num(low),
             expected_max=None if high is None else _num(high),
         )
-        if low is not None and ratio < low:
-            problems.append(f"yield {_num(ratio)} below {_num(low)}")
-        if high is not None and ratio > high:
-            problems.append(f"yield {_num(ratio)} above {_num(high)}")
     if limits.swarf_required:
-        swarf_g = sum(o.mass_g for o in t.outputs if o.material == "swarf")
-        evidence["swarf_reported"] = swarf_g > 0
-        evidence["swarf_g"] = swarf_g
-        if swarf_g == 0:
-            problems.append("no swarf output reported")
-    if not problems:
-        return None
+        evidence.update(swarf_reported=swarf_g > 0, swarf_g=swarf_g)
     evidence["problems"] = problems
     return _transform_finding(
         YIELD_OUT_OF_RANGE, t, limits, evidence, f"{t.process} #{t.seq}: " + "; ".join(problems)
@@ -416,17 +418,30 @@ def element_gain(t: Transform, limits: Limits, elements: Sequence[str] = BALANCE
     """
     if not t.inputs or not all(i.composition is not None for i in t.inputs):
         return None
-    per_element: dict[str, dict[str, Any]] = {}
+    # Exact integer arithmetic in gram-ppm (grams x 10^6): this runs on every transform
+    # of a full sweep, where fractions would cost more than everything else together.
+    num, den = limits.element_tolerance.numerator, limits.element_tolerance.denominator
+    assayed_outputs = [o for o in t.outputs if o.composition is not None]
+    totals: dict[str, tuple[int, int]] = {}
     gained = []
     for element in elements:
-        grams_in = sum((_grams(i, element) for i in t.inputs), Fraction(0))
-        grams_out = sum((_grams(o, element) for o in t.outputs if o.composition is not None), Fraction(0))
+        grams_in = grams_out = 0
+        for i in t.inputs:
+            grams_in += i.mass_g * i.composition.get(element, 0)  # type: ignore[union-attr]
+        for o in assayed_outputs:
+            grams_out += o.mass_g * o.composition.get(element, 0)  # type: ignore[union-attr]
         if grams_in == 0 and grams_out == 0:
             continue
-        entry = {"in_g": _num(grams_in), "out_g": _num(grams_out)}
-        if grams_out > grams_in * (1 + limits.element_tolerance):
-            entry["gain_g"] = _num(grams_out - grams_in)
+        totals[element] = (grams_in, grams_out)
+        if grams_out * den > grams_in * (den + num):
             gained.append(element)
+    if not gained:
+        return None
+    per_element: dict[str, dict[str, Any]] = {}
+    for element, (grams_in, grams_out) in totals.items():
+        entry = {"in_g": _num(Fraction(grams_in, PPM)), "out_g": _num(Fraction(grams_out, PPM))}
+        if element in gained:
+            entry["gain_g"] = _num(Fraction(grams_out - grams_in, PPM))
         per_element[element] = entry
     if not gained:
         return None

@@ -24,23 +24,21 @@ def _retry_delay(retries: int) -> int:
     return int(min(600, 2 ** (retries + 1)))
 
 
-@app.task(name="checks.check_entry", bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=8)
-def check_entry(self: Task, seq: int) -> int:
-    """Run the checks owed to log record ``seq``; returns the number of new flags."""
+@app.task(name="checks.check_entries", bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=8)
+def check_entries(self: Task, seqs: list[int]) -> int:
+    """Run the checks owed to the log records ``seqs`` (up to 100 of one submission, claimed
+    together, their flags written in one transaction); returns the number of new flags. A
+    failure is retried with exponential backoff; checks another worker holds are left to it
+    (or to the drain)."""
     try:
-        flags = services.run_pending_check(seq)
-    except services.Busy as exc:
-        if self.request.is_eager:
-            return 0
-        raise self.retry(exc=exc, countdown=_retry_delay(self.request.retries)) from None
+        done = services.run_pending_checks(seqs)
     except Exception as exc:
-        services.note_failure(seq, repr(exc))
         if self.request.is_eager:
-            # Embedded mode: the entry is committed; the failed check stays pending.
-            logger.exception("check of #%s failed; it stays pending", seq)
+            # Embedded mode: the entries are committed; the failed checks stay pending.
+            logger.exception("checks of %s failed; they stay pending", seqs)
             return 0
         raise self.retry(exc=exc, countdown=_retry_delay(self.request.retries)) from exc
-    return len(flags or [])
+    return len(done.flags)
 
 
 @app.task(name="checks.drain_pending", acks_late=True)
@@ -62,8 +60,18 @@ def sweep_integrity(full: bool = False) -> int:
 
 @app.task(name="checks.sweep_full", acks_late=True)
 def sweep_full() -> int:
-    """The daily sweep: every record's integrity and every transform's mass balance."""
-    return len(services.sweep_integrity(full=True)) + len(services.sweep_mass_balance())
+    """The daily sweep: every record's integrity and every transform's mass balance, cut
+    into slices of the log that all workers share. Returns the number of slices."""
+    ranges = services.sweep_ranges()
+    for first, last in ranges:
+        sweep_slice.delay(first, last)
+    return len(ranges)
+
+
+@app.task(name="checks.sweep_slice", acks_late=True)
+def sweep_slice(first: int, last: int) -> int:
+    """Integrity and mass balance of the records first..last (idempotent: flags are unique)."""
+    return len(services.sweep_integrity_range(first, last)) + len(services.sweep_mass_balance(first, last))
 
 
 @app.task(name="checks.deliver", bind=True, acks_late=True, max_retries=None)
