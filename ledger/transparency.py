@@ -131,20 +131,40 @@ def _integrate(frontier: CompactRange) -> None:
             .order_by("seq")
             .values_list("seq", "leaf_hash")[:INTEGRATE_CHUNK]
         )
-        nodes = []
+        rows = []
         for seq, leaf in leaves:
             if seq != frontier.size:
                 # Appends commit in seq order, so a gap means a corrupt log: stop before it.
                 log.error("log gap: expected seq %d, found %d", frontier.size, seq)
                 leaves = []
                 break
-            nodes += [
-                MerkleNode(id=node_key(n.level, n.index), level=n.level, index=n.index, hash=n.hash.hex())
+            rows += [
+                (node_key(n.level, n.index), n.level, n.index, n.hash.hex())
                 for n in frontier.append(bytes.fromhex(leaf))[1:]
             ]
-        MerkleNode.objects.bulk_create(nodes, batch_size=2000)
+        _insert_nodes(rows)
         if len(leaves) < INTEGRATE_CHUNK:
             return
+
+
+def _insert_nodes(rows: list[tuple[int, int, int, str]]) -> None:
+    """Insert (id, level, index, hash) rows. In SQL rather than bulk_create, which spends
+    about 0.1 ms per row preparing values: publishing has to keep up with bulk ingest."""
+    if not rows:
+        return
+    quote = connection.ops.quote_name
+    table = quote(MerkleNode._meta.db_table)
+    columns = ", ".join(quote(c) for c in ("id", "level", "index", "hash"))
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            ids, levels, indexes, hashes = (list(column) for column in zip(*rows, strict=True))
+            cursor.execute(
+                f"INSERT INTO {table} ({columns}) SELECT * FROM "  # noqa: S608 - names, not data
+                "unnest(%s::bigint[], %s::smallint[], %s::bigint[], %s::varchar[])",
+                [ids, levels, indexes, hashes],
+            )
+        else:
+            cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES (%s, %s, %s, %s)", rows)  # noqa: S608
 
 
 def publish_soon() -> None:
