@@ -60,6 +60,7 @@ def _rewrite_history(from_seq: int) -> None:
 
 def test_a_genuine_log_verifies_and_then_only_grows(world: World, live_server: Any, tmp_path: Path) -> None:
     build_pedigree(world)
+    transparency.integrate_and_publish()  # beat's job; explicit so that CI (no eager tasks) agrees
     state = tmp_path / "state.json"
     first = _verify_log(live_server.url, world.auditor.token, state)
     assert first.returncode == 0, first.stdout + first.stderr
@@ -69,11 +70,12 @@ def test_a_genuine_log_verifies_and_then_only_grows(world: World, live_server: A
     latest = transparency.latest_checkpoint()
     assert latest is not None
     assert (saved["size"], saved["root"], saved["checkpoint"]) == (latest.size, latest.root, latest.note)
-    assert latest.size == LogRecord.objects.count()  # published after each commit (embedded mode)
+    assert latest.size == LogRecord.objects.count()
 
     world.recycler.submit_ok(
         "intake", batch=new_batch_id("evtb"), material="swarf", mass_g=9, origin="pre_consumer"
     )
+    transparency.integrate_and_publish()
     second = _verify_log(live_server.url, world.auditor.token, state)
     assert second.returncode == 0, second.stdout + second.stderr
     assert f"consistent with the checkpoint of {saved['size']} saved by the previous run" in second.stdout
@@ -85,6 +87,7 @@ def test_a_log_rewritten_between_two_runs_is_inconsistent_with_the_saved_checkpo
     world: World, live_server: Any, tmp_path: Path
 ) -> None:
     build_pedigree(world)
+    transparency.integrate_and_publish()
     state = tmp_path / "state.json"
     assert _verify_log(live_server.url, world.auditor.token, state).returncode == 0
     saved = state.read_text()
@@ -113,6 +116,7 @@ def test_a_record_changed_behind_the_checkpoint_fails_its_leaf_and_the_root(
     world: World, live_server: Any, tmp_path: Path
 ) -> None:
     build_pedigree(world)
+    transparency.integrate_and_publish()
     record = LogRecord.objects.get(seq=9)
     changed = record.canonical.replace('"mass_g":35900', '"mass_g":35990')
     assert changed != record.canonical
@@ -133,6 +137,7 @@ def test_a_record_changed_behind_the_checkpoint_fails_its_leaf_and_the_root(
 
 def test_what_cannot_be_checked_exits_2(world: World, live_server: Any, tmp_path: Path) -> None:
     build_pedigree(world)
+    transparency.integrate_and_publish()
     partial = _verify_log(live_server.url, world.maker.token, tmp_path / "a.json")
     assert partial.returncode == 2
     assert "does not see the whole log (verify-log needs an auditor's token)" in partial.stderr
