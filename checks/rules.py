@@ -13,6 +13,7 @@ reference/domain.md §1.3-1.6) and are overridden per process through
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
@@ -570,6 +571,11 @@ class StoredRecord:
     org_slug: str
 
 
+@functools.lru_cache(maxsize=4096)
+def _public_key(raw: bytes) -> Ed25519PublicKey:
+    return Ed25519PublicKey.from_public_bytes(raw)
+
+
 def _split_payload(raw: bytes, sig: str) -> bytes | None:
     start = b'{"envelope":{"key_id":"'
     head_len = len(start) + 64 + len(b'","payload":')
@@ -587,6 +593,7 @@ def integrity(
     *,
     expected_seq: int | None = None,
     recheck_canonical: bool = True,
+    check_signature: bool = True,
 ) -> Finding | None:
     """A stored record no longer hashes, chains or verifies: critical.
 
@@ -595,6 +602,8 @@ def integrity(
     that the bytes are JCS of a record with exactly the four fields whose copies in the
     columns agree; the payload digest; the signature under ``key``, and that the key was
     valid at this seq; and, given ``expected_seq``, that no record is missing before it.
+    ``check_signature`` false skips the signature (only) for a record whose bytes a signed
+    checkpoint already pins and whose signature an earlier sweep verified.
     """
     problems: list[str] = []
     if expected_seq is not None and r.seq != expected_seq:
@@ -650,10 +659,10 @@ def integrity(
             key.registered_seq < r.seq and (key.revoked_seq is None or r.seq < key.revoked_seq)
         ):
             problems.append("key_not_valid_at_seq")
-        if payload_bytes is not None:
+        if payload_bytes is not None and check_signature:
             try:
                 signature = b64url_decode(record["envelope"]["signature"])
-                Ed25519PublicKey.from_public_bytes(key.public_key).verify(signature, payload_bytes)
+                _public_key(key.public_key).verify(signature, payload_bytes)
             except (InvalidSignature, ValueError):
                 problems.append("signature")
     if not problems:
@@ -672,4 +681,25 @@ def integrity(
             "entries": [r.seq],
         },
         summary=f"record #{r.seq} fails integrity: {', '.join(problems)}",
+    )
+
+
+def checkpoint_mismatch(size: int, signed_root: str, computed_root: str) -> Finding | None:
+    """The stored leaf hashes of the first ``size`` records no longer hash to the root the
+    log key signed in checkpoint ``size``: a record was altered after it was published."""
+    if signed_root == computed_root:
+        return None
+    return Finding(
+        rule=INTEGRITY,
+        subject=f"checkpoint:{size}",
+        batch=None,
+        batches=(),
+        seqs=(),
+        evidence={
+            "checkpoint_size": size,
+            "expected": {"root": signed_root},
+            "actual": {"root": computed_root},
+            "problems": ["checkpoint_root"],
+        },
+        summary=f"the first {size} records no longer hash to the root of signed checkpoint {size}",
     )

@@ -44,6 +44,7 @@ from ledger.errors import EntryRejected
 from ledger.logkey import log_key_id, log_public_key_raw
 from ledger.models import Batch, BatchStatus, EntryBatch, EntryType, LinkRole, LogRecord, Shipment
 from ledger.origin import CRMA_ELEMENTS
+from ledger.protocol.merkle import CompactRange
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ SWEEP_CHUNK = 5000
 ENQUEUE_CHUNK = 100
 # One quick retry, then give up: the submission must not wait for a broker that is down.
 _PUBLISH_RETRY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.1, "interval_max": 0.1}
-SWEEP_RANGE = 10000
+SWEEP_RANGE = 5000
 _TRANSFORM_COLUMNS = ("seq", "organisation_id", "canonical")
 _BATCH_COLUMNS = ("id", "material", "composition", "composition_seq")
 
@@ -348,34 +349,73 @@ def claim_findings(ship_seq: int) -> list[Raised]:
 
 def save_findings(raised: Iterable[Raised]) -> list[Flag]:
     """Record findings as flags, skipping any (rule, subject) already flagged; alert the
-    organisations concerned once the transaction commits. Returns the new flags."""
-    new: list[Flag] = []
+    organisations concerned once the transaction commits. Returns the new flags.
+
+    In bulk (a sweep can raise a thousand): one query finds the flags that exist, one
+    inserts the new ones, two link them. If a concurrent check inserted one of them first,
+    the unique key refuses the bulk and they are written one by one instead."""
+    items: dict[tuple[str, str], Raised] = {}
     for item in raised:
-        f = item.finding
-        if Flag.objects.filter(rule=f.rule, subject_key=f.subject).exists():
-            continue
-        try:
-            with transaction.atomic():
-                flag = Flag.objects.create(
-                    rule=f.rule,
-                    severity=f.severity,
-                    subject_key=f.subject,
-                    batch_id=f.batch,
-                    seqs=list(f.seqs),
-                    evidence=f.evidence,
-                    summary=f.summary,
-                )
-        except IntegrityError:
-            continue  # a concurrent check raised the same flag first
-        FlagOrganisation.objects.bulk_create(
-            [FlagOrganisation(flag=flag, organisation_id=o) for o in sorted(item.organisations)]
-        )
-        FlagBatch.objects.bulk_create([FlagBatch(flag=flag, batch_id=b) for b in dict.fromkeys(f.batches)])
-        new.append(flag)
-    if new:
-        ids = [flag.pk for flag in new]
+        items.setdefault((item.finding.rule, item.finding.subject), item)
+    if not items:
+        return []
+    existing = set(
+        Flag.objects.filter(
+            subject_key__in={s for _, s in items}, rule__in={r for r, _ in items}
+        ).values_list("rule", "subject_key")
+    )
+    fresh = [item for key, item in items.items() if key not in existing]
+    if not fresh:
+        return []
+    try:
+        with transaction.atomic():
+            new = Flag.objects.bulk_create([_flag(item.finding) for item in fresh])
+    except IntegrityError:
+        new, kept = [], []
+        for item in fresh:
+            try:
+                with transaction.atomic():
+                    new.append(_create(item.finding))
+                kept.append(item)
+            except IntegrityError:
+                continue  # a concurrent check raised the same flag first
+        fresh = kept
+    FlagOrganisation.objects.bulk_create(
+        [
+            FlagOrganisation(flag=flag, organisation_id=o)
+            for flag, item in zip(new, fresh, strict=True)
+            for o in sorted(item.organisations)
+        ]
+    )
+    FlagBatch.objects.bulk_create(
+        [
+            FlagBatch(flag=flag, batch_id=b)
+            for flag, item in zip(new, fresh, strict=True)
+            for b in dict.fromkeys(item.finding.batches)
+        ]
+    )
+    ids = [flag.pk for flag in new]
+    if ids:
         transaction.on_commit(lambda: alert(ids, DeliveryEvent.OPENED))
     return new
+
+
+def _flag(f: rules.Finding) -> Flag:
+    return Flag(
+        rule=f.rule,
+        severity=f.severity,
+        subject_key=f.subject,
+        batch_id=f.batch,
+        seqs=list(f.seqs),
+        evidence=f.evidence,
+        summary=f.summary,
+    )
+
+
+def _create(f: rules.Finding) -> Flag:
+    flag = _flag(f)
+    flag.save()
+    return flag
 
 
 def with_details(flags: Any) -> Any:
@@ -682,16 +722,26 @@ def _records(after: int, upto: int | None = None) -> Iterator[list[tuple[Any, ..
 
 
 def _verify_chunk(
-    chunk: list[tuple[Any, ...]], previous: str | None, last_seq: int, keys: dict[str, rules.KeyInfo]
+    chunk: list[tuple[Any, ...]],
+    previous: str | None,
+    last_seq: int,
+    keys: dict[str, rules.KeyInfo],
+    signatures_verified_upto: int = -1,
 ) -> tuple[list[Raised], str | None, int]:
-    """The integrity rule over consecutive records; returns findings, last leaf, last seq."""
+    """The integrity rule over consecutive records; returns findings, last leaf, last seq.
+    Signatures of seqs <= ``signatures_verified_upto`` are not checked again."""
     raised = []
     for seq, prev, leaf, canonical, entry_id, kind, key_id, digest, slug, org_id in chunk:
         stored = rules.StoredRecord(seq, prev, leaf, canonical, str(entry_id), kind, key_id, digest, slug)
         # The payload bytes' canonical form was checked at submission; here the leaf hash
         # and the signature over those exact bytes prove they did not change since.
         found = rules.integrity(
-            stored, previous, keys.get(key_id), expected_seq=last_seq + 1, recheck_canonical=False
+            stored,
+            previous,
+            keys.get(key_id),
+            expected_seq=last_seq + 1,
+            recheck_canonical=False,
+            check_signature=seq > signatures_verified_upto,
         )
         if found:
             raised.append(Raised(found, frozenset({org_id})))
@@ -699,18 +749,54 @@ def _verify_chunk(
     return raised, previous, last_seq
 
 
+def _signed_checkpoint() -> tuple[int, str] | None:
+    """(size, root hex) of the latest checkpoint whose note verifies under the log key."""
+    from django.conf import settings
+
+    from ledger.models import Checkpoint
+    from ledger.protocol.note import NoteError, verify_checkpoint, vkey
+
+    latest = Checkpoint.objects.order_by("-size").first()
+    if latest is None:
+        return None
+    origin = settings.LEDGER_LOG_ORIGIN
+    try:
+        parsed = verify_checkpoint(latest.note, [vkey(origin, log_public_key_raw())], origin=origin)
+    except NoteError:
+        logger.warning("checkpoint %s does not verify under the log key", latest.size)
+        return None
+    return parsed.size, parsed.root.hex()
+
+
 def sweep_integrity(full: bool = False) -> list[Flag]:
     """Re-verify stored records: hash, chain link, layout, columns, signature, key
     validity. Incremental from the watermark of the last sweep, or from seq 0 when ``full``
-    (daily: a record altered behind the watermark is found then). Returns new flags."""
+    (daily: a record altered behind the watermark is found then). Returns new flags.
+
+    The full sweep anchors on the latest signed checkpoint: it rebuilds the Merkle root over
+    the stored leaf hashes and compares it with the root the log key signed, while every
+    record's bytes are hashed against its leaf hash. Where both hold, a record is
+    byte-identical to what was published and its signature, verified when the incremental
+    sweep first saw it, is not verified again; records past the checkpoint or the watermark
+    are. If the roots differ every signature is verified again, to name the records."""
     state, _ = SweepState.objects.get_or_create(name="integrity")
     start = -1 if full else state.last_seq
     previous = None if start < 0 else (state.last_leaf or None)
     keys = _keys()
     new: list[Flag] = []
+    verified_upto = -1
+    anchor = _signed_checkpoint() if full else None
+    if anchor is not None:
+        size, signed_root = anchor
+        mismatch = rules.checkpoint_mismatch(size, signed_root, _stored_root(size))
+        if mismatch:
+            with transaction.atomic():
+                new += save_findings([Raised(mismatch, frozenset())])
+        else:
+            verified_upto = min(state.last_seq, size - 1)
     last_seq = start
     for chunk in _records(start):
-        raised, previous, last_seq = _verify_chunk(chunk, previous, last_seq, keys)
+        raised, previous, last_seq = _verify_chunk(chunk, previous, last_seq, keys, verified_upto)
         with transaction.atomic():
             new += save_findings(raised)
             if not full or last_seq > state.last_seq:
@@ -722,23 +808,24 @@ def sweep_integrity(full: bool = False) -> list[Flag]:
     return new
 
 
-def sweep_integrity_range(first: int, last: int) -> list[Flag]:
-    """Verify the records ``first`` <= seq <= ``last``, chained to the one before: one
-    slice of a full sweep spread over several workers. Returns new flags."""
-    previous = (
-        None
-        if first == 0
-        else LogRecord.objects.filter(seq=first - 1).values_list("leaf_hash", flat=True).first()
-    )
-    keys = _keys()
-    new: list[Flag] = []
-    last_seq = first - 1
-    for chunk in _records(first - 1, last):
-        raised, previous, last_seq = _verify_chunk(chunk, previous, last_seq, keys)
-        if raised:
-            with transaction.atomic():
-                new += save_findings(raised)
-    return new
+def _stored_root(size: int) -> str:
+    """Merkle root (hex) over the stored leaf hashes of the first ``size`` records."""
+    tree = CompactRange()
+    last = -1
+    while tree.size < size:
+        leaves = list(
+            LogRecord.objects.filter(seq__gt=last, seq__lt=size)
+            .order_by("seq")
+            .values_list("seq", "leaf_hash")[: SWEEP_CHUNK * 4]
+        )
+        if not leaves:
+            break
+        for seq, leaf in leaves:
+            if seq != tree.size:
+                return "missing-record"  # a gap: no root can match
+            tree.append(bytes.fromhex(leaf))
+        last = leaves[-1][0]
+    return tree.root().hex() if tree.size == size else "missing-record"
 
 
 def sweep_mass_balance(first: int = 0, last: int | None = None) -> list[Flag]:
