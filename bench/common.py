@@ -100,6 +100,27 @@ def ensure_database(url: str) -> None:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
+# Held for a whole run on a connection of its own, so that two runs (two engineers typing
+# `make bench` at once) cannot wipe each other's rows mid-measurement.
+RUN_LOCK_KEY = 0x4D4C42454E4348  # "MLBENCH"
+_run_lock: Any = None
+
+
+def take_run_lock(url: str) -> bool:
+    """Take the benchmark database's run lock for the life of this process; False when
+    another run holds it."""
+    import psycopg
+
+    global _run_lock
+    conn = psycopg.connect(url, autocommit=True)
+    row = conn.execute("SELECT pg_try_advisory_lock(%s)", [RUN_LOCK_KEY]).fetchone()
+    if not row or not row[0]:
+        conn.close()
+        return False
+    _run_lock = conn
+    return True
+
+
 def database_url_of_connection() -> str:
     """A DATABASE_URL for the database Django is connected to now (under pytest-django
     that is the test database, which a gunicorn subprocess must use too)."""

@@ -61,6 +61,7 @@ from bench.common import (
     redis_reachable,
     reset_world,
     server_pids,
+    take_run_lock,
     verdict,
     wipe_ledger,
 )
@@ -440,6 +441,13 @@ def prepare() -> tuple[dict[str, str], Path] | None:
         return None
     bench_url = bench_database_url(url)
     ensure_database(bench_url)
+    if not take_run_lock(bench_url):
+        print(
+            f"Another benchmark run is using {bench_url}; wait for it to finish "
+            "(or point BENCH_DATABASE_URL at another database).",
+            file=sys.stderr,
+        )
+        return None
     work_dir = Path(tempfile.mkdtemp(prefix="magnet-bench-"))
     env = bootstrap_django(bench_url, redis_url, work_dir)
     return env, work_dir
