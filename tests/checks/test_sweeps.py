@@ -47,3 +47,15 @@ def test_per_process_overrides_change_what_is_flagged(
     with django_capture_on_commit_callbacks(execute=True):
         submit_chain(world, leaky=True)  # a 2.8 % transit loss and a 0.70 HPMS yield
     assert flag_keys(Flag.objects.all()) == set()
+
+
+def test_beat_runs_the_sweeps_and_the_drain() -> None:
+    from ledger.celery import app
+
+    scheduled = {entry["task"]: entry["schedule"] for entry in app.conf.beat_schedule.values()}
+    assert scheduled["checks.drain_pending"] <= 60
+    assert scheduled["checks.sweep_integrity"] <= 600
+    assert scheduled["checks.sweep_unreceived"] <= 3600
+    assert scheduled["checks.sweep_full"] <= 86400
+    assert scheduled["checks.retry_deliveries"] <= 300
+    assert set(scheduled) <= set(app.tasks)
