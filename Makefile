@@ -33,7 +33,7 @@ test: install
 
 lint: install
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check accounts api ledger
+	$(VENV)/bin/ruff format --check accounts api ledger checks
 	$(VENV)/bin/mypy
 
 bench: install

@@ -67,6 +67,23 @@ PROBLEMS: dict[str, tuple[int, str, str]] = {
     ),
     "unknown-organisation": (422, "Unknown organisation", "Name a registered organisation slug."),
     "not-found": (404, "Not found", "Check the identifier."),
+    "no-checkpoint": (
+        404,
+        "No checkpoint yet",
+        "Wait for the next checkpoint (at most a minute) or ask an auditor to publish one.",
+    ),
+    "not-checkpointed": (
+        404,
+        "Tree size not covered by a checkpoint",
+        "Ask for a size at most the latest checkpoint's (GET /api/v1/log/).",
+    ),
+    "index-out-of-range": (400, "Leaf index out of range", "Give 0 <= index < size."),
+    "empty-first-tree": (
+        400,
+        "Consistency from the empty tree",
+        "Give first >= 1: every tree is consistent with the empty one.",
+    ),
+    "sizes-reversed": (400, "First size larger than second", "Give first <= second."),
     "body-too-large": (413, "Request body too large", "Send at most 2 MB per request."),
     "attest-not-auditor": (
         403,
