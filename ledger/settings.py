@@ -118,6 +118,8 @@ if DATABASE_URL:
         )
     }
 else:
+    # A fresh checkout has no var/ yet; SQLite cannot create the directory itself.
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
