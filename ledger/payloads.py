@@ -31,6 +31,9 @@ ELEMENTS = frozenset(
     "Gd Tb Dy Ho Er Tm Yb Lu Hf Ta W Re Os Ir Pt Au Hg Tl Pb Bi Po At Rn Fr Ra Ac Th Pa U".split()
 )
 ORIGINS = ("post_consumer", "pre_consumer", "primary")
+# Built once: rebuilding them per field cost 1.5 % of a bulk (docs/PERFORMANCE.md profile).
+MATERIALS = tuple(Material.values)
+PROCESSES = tuple(Process.values)
 WRITE_OFF_REASONS = ("disposal", "sample", "destroyed", "lost", "other")
 SUBMITTABLE_TYPES = (
     EntryType.INTAKE,
@@ -153,7 +156,7 @@ def parse_occurred_at(value: str) -> datetime:
 
 def _intake(p: dict[str, Any], ptr: str) -> set[str]:
     _batch_ref(p, ptr)
-    _string(p, "material", ptr, choices=tuple(Material.values))
+    _string(p, "material", ptr, choices=MATERIALS)
     _mass(p, "mass_g", ptr)
     _optional_composition(p, ptr)
     origin = _string(p, "origin", ptr, choices=ORIGINS)
@@ -195,7 +198,7 @@ def _receive(p: dict[str, Any], ptr: str) -> set[str]:
 
 
 def _transform(p: dict[str, Any], ptr: str) -> set[str]:
-    process = _string(p, "process", ptr, choices=tuple(Process.values))
+    process = _string(p, "process", ptr, choices=PROCESSES)
     inputs = _list(p, "inputs", ptr)
     outputs = _list(p, "outputs", ptr)
     losses = _list(p, "losses", ptr, required=False)
@@ -219,7 +222,7 @@ def _transform(p: dict[str, Any], ptr: str) -> set[str]:
                 f"{where}/batch",
             )
         seen.add(batch)
-        _string(item, "material", where, choices=tuple(Material.values))
+        _string(item, "material", where, choices=MATERIALS)
         _mass(item, "mass_g", where)
         _optional_composition(item, where)
     for i, item in enumerate(losses):

@@ -280,6 +280,7 @@ class _UnitOfWork:
     links: list[EntryBatch] = field(default_factory=list)
     custody: set[str] = field(default_factory=set)
     organisations: dict[str, Organisation] = field(default_factory=dict)
+    recipient_facilities: dict[tuple[int, str], Facility] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         ids = {b for e in self.entries for b in _referenced_batches(e.payload)}
@@ -289,6 +290,10 @@ class _UnitOfWork:
         }
         slugs = {e.payload["to_org"] for e in self.entries if e.payload["type"] == EntryType.SHIP}
         self.organisations = {o.slug: o for o in Organisation.objects.filter(slug__in=slugs)}
+        # Recipients' facilities in one query, not one per ship entry of a bulk.
+        self.recipient_facilities = {
+            (f.organisation_id, f.code): f for f in Facility.objects.filter(organisation__slug__in=slugs)
+        }
 
     # -- reading --------------------------------------------------------------------
     def _may_know(self, batch_id: str) -> bool:
@@ -445,7 +450,7 @@ def _apply_ship(work: _UnitOfWork, entry: _Entry) -> None:
         raise entry.reject("unknown-organisation", f"No organisation {p['to_org']!r}.", "/payload/to_org")
     facility = None
     if "to_facility" in p:
-        facility = Facility.objects.filter(organisation=recipient, code=p["to_facility"]).first()
+        facility = work.recipient_facilities.get((recipient.pk, p["to_facility"]))
         if facility is None:
             raise entry.reject(
                 "unknown-facility",
